@@ -1,0 +1,1 @@
+"""Health professionals and how they authenticate to the professional API."""
