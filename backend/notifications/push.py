@@ -1,0 +1,285 @@
+"""Web Push (RFC 8030) with message encryption (RFC 8291, aes128gcm) and VAPID (RFC 8292), through
+pywebpush: the VAPID key pair, the devices' subscriptions, the payload, and one send.
+
+A push payload leaves the health-data perimeter: it holds a kind and an opaque identifier, nothing else;
+the app fetches the rest over its authenticated API.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import ipaddress
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from py_vapid import Vapid02
+from pywebpush import WebPusher
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from backend.accounts.models import AuthToken
+from backend.db import utcnow
+from backend.errors import DomainError
+from backend.notifications.models import PushSubscription
+
+# RFC 8291 leaves 4096 - 86 (header) - 16 (tag) - 1 (delimiter) = 3,993 bytes of plaintext in one record.
+MAX_PAYLOAD = 3993
+PAYLOAD_VERSION = 1
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text: str) -> bytes:
+    text = text.strip().replace("+", "-").replace("/", "_").rstrip("=")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# --- the VAPID key pair ---------------------------------------------------------------------------
+
+def generate_vapid_private_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def load_private_key(text: str) -> ec.EllipticCurvePrivateKey:
+    """A PEM private key, or the raw 32-byte scalar in base64url (the form web-push tools print)."""
+    text = text.strip()
+    if text.startswith("-----BEGIN"):
+        key = serialization.load_pem_private_key(text.encode(), password=None)
+    else:
+        raw = b64url_decode(text)
+        if len(raw) != 32:
+            raise ValueError("a raw VAPID private key is 32 bytes in base64url")
+        key = ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError("the VAPID key must be an EC P-256 private key")
+    return key
+
+
+def application_server_key(private_key_text: str) -> str:
+    """The public key, uncompressed point in base64url: what a client passes as applicationServerKey."""
+    public = load_private_key(private_key_text).public_key()
+    return b64url(public.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint))
+
+
+def write_key_file(path: Path, pem: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "x") as handle:  # never overwrite a key silently
+        handle.write(pem)
+    path.chmod(0o600)
+
+
+# --- where the server may push ----------------------------------------------------------------------------
+# A subscription names a URL our workers will POST to: it must not be a way into our own network (SSRF).
+# Endpoints must resolve to public addresses only (loopback is allowed in dev/tests with PUSH_ALLOW_HTTP);
+# the check is made at registration and again before sending (DNS may change), cached a few minutes.
+
+_RESOLVED: dict[tuple[str, bool], tuple[float, bool]] = {}
+_RESOLVE_TTL = 300.0
+
+
+def public_host(host: str, *, allow_loopback: bool = False) -> bool:
+    key = (host, allow_loopback)
+    cached = _RESOLVED.get(key)
+    if cached is not None and time.monotonic() - cached[0] < _RESOLVE_TTL:
+        return cached[1]
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)}
+    except (OSError, UnicodeError):
+        addresses = set()
+    ok = bool(addresses) and all(_acceptable(a, allow_loopback) for a in addresses)
+    _RESOLVED[key] = (time.monotonic(), ok)
+    return ok
+
+
+def _acceptable(address: str, allow_loopback: bool) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    return ip.is_global or (allow_loopback and ip.is_loopback)
+
+
+# --- subscriptions ---------------------------------------------------------------------------------------
+
+def endpoint_hash(endpoint: str) -> str:
+    return hashlib.sha256(endpoint.encode()).hexdigest()
+
+
+def validate_subscription(endpoint: str, p256dh: str, auth: str, *, allow_http: bool) -> None:
+    def invalid(field: str, reason: str) -> DomainError:
+        return DomainError("push_subscription_invalid", 422, reason=reason,
+                           errors=[{"field": field, "message": reason}])
+
+    parts = urlsplit(endpoint)
+    loopback = parts.hostname in {"127.0.0.1", "localhost", "::1"}
+    if parts.scheme != "https" and not (allow_http and parts.scheme == "http" and loopback):
+        raise invalid("endpoint", "l'adresse du service de notification doit être en https")
+    if not parts.hostname or len(endpoint) > 1024:
+        raise invalid("endpoint", "adresse du service de notification invalide")
+    if not public_host(parts.hostname, allow_loopback=allow_http):
+        raise invalid("endpoint", "le service de notification doit être joignable sur internet")
+    try:
+        point = b64url_decode(p256dh)
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+        if len(point) != 65:
+            raise ValueError("not an uncompressed point")
+    except (ValueError, binascii.Error):
+        raise invalid("keys.p256dh", "clé publique de l'appareil invalide") from None
+    try:
+        secret = b64url_decode(auth)
+    except (ValueError, binascii.Error):
+        secret = b""
+    if len(secret) != 16:
+        raise invalid("keys.auth", "secret d'authentification invalide (16 octets attendus)")
+
+
+def register_subscription(session: Session, device: AuthToken, endpoint: str, p256dh: str, auth: str, *,
+                          allow_http: bool, now: dt.datetime | None = None) -> PushSubscription:
+    """One subscription per signed-in device: registering again replaces it (a new endpoint or keys)."""
+    from backend.audit import service as audit
+
+    now = now or utcnow()
+    validate_subscription(endpoint, p256dh, auth, allow_http=allow_http)
+    digest = endpoint_hash(endpoint)
+    session.execute(delete(PushSubscription).where(
+        (PushSubscription.auth_token_id == device.id) | (PushSubscription.endpoint_hash == digest)))
+    row = PushSubscription(patient_id=device.patient_id, auth_token_id=device.id, endpoint=endpoint,
+                           endpoint_hash=digest, p256dh=p256dh.strip(), auth=auth.strip(), created_at=now)
+    session.add(row)
+    session.flush()
+    audit.record(session, actor_type="patient", actor_id=device.patient_id, action="notifications.push_enabled",
+                 patient_id=device.patient_id, details={"device_id": device.id}, at=now)
+    return row
+
+
+def device_subscription(session: Session, device: AuthToken) -> PushSubscription | None:
+    return session.scalar(select(PushSubscription).where(PushSubscription.auth_token_id == device.id))
+
+
+def remove_subscription(session: Session, device: AuthToken, now: dt.datetime | None = None) -> bool:
+    from backend.audit import service as audit
+
+    removed = session.execute(delete(PushSubscription).where(PushSubscription.auth_token_id == device.id)).rowcount
+    if removed:
+        audit.record(session, actor_type="patient", actor_id=device.patient_id,
+                     action="notifications.push_disabled", patient_id=device.patient_id,
+                     details={"device_id": device.id}, at=now or utcnow())
+    return bool(removed)
+
+
+# --- the payload and one send ------------------------------------------------------------------------------
+
+def payload(kind: str, public_id: str) -> bytes:
+    """The only thing a push service ever sees in clear after decryption by the device: kind + opaque id."""
+    data = json.dumps({"v": PAYLOAD_VERSION, "kind": kind, "id": public_id}, separators=(",", ":")).encode()
+    if len(data) > MAX_PAYLOAD:  # pragma: no cover - kind and id are short by construction
+        raise ValueError("push payload too large")
+    return data
+
+
+@dataclass(frozen=True)
+class PushResult:
+    outcome: str                  # sent | gone (404/410: forget the subscription) | retry | failed
+    status: int | None            # the push service's HTTP status; None when it could not be reached
+    retry_after: float | None = None
+
+
+URGENT_KINDS = {"emergency_access", "professional_access", "account"}
+
+
+class PushSender:
+    """Signs and sends. VAPID headers are cached per push service origin (a JWT is valid for hours, so
+    the ECDSA signature is not paid per message), and each thread keeps its HTTP connections alive."""
+
+    TOKEN_LIFETIME = 12 * 3600
+    RENEW_BEFORE = 3600
+
+    def __init__(self, private_key_text: str, subject: str, *, ttl: int, timeout: float,
+                 allow_loopback: bool = False) -> None:
+        self.vapid = Vapid02(load_private_key(private_key_text))
+        self.allow_loopback = allow_loopback
+        self.subject = subject
+        self.ttl = ttl
+        self.timeout = timeout
+        self._headers: dict[str, tuple[int, dict[str, str]]] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def vapid_headers(self, endpoint: str) -> dict[str, str]:
+        parts = urlsplit(endpoint)
+        aud = f"{parts.scheme}://{parts.netloc}"
+        now = int(time.time())
+        with self._lock:
+            cached = self._headers.get(aud)
+            # renew before expiry, and when the clock went back (a token must not outlive 24 hours)
+            if cached is None or not self.RENEW_BEFORE <= cached[0] - now <= self.TOKEN_LIFETIME:
+                exp = now + self.TOKEN_LIFETIME
+                cached = (exp, self.vapid.sign({"aud": aud, "exp": exp, "sub": self.subject}))
+                self._headers[aud] = cached
+            return dict(cached[1])
+
+    def send(self, endpoint: str, p256dh: str, auth: str, data: bytes, *, urgency: str = "normal") -> PushResult:
+        if not public_host(urlsplit(endpoint).hostname or "", allow_loopback=self.allow_loopback):
+            return PushResult("failed", None)
+        info = {"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}}
+        headers = {**self.vapid_headers(endpoint), "Urgency": urgency}
+        try:
+            response: Any = WebPusher(info, requests_session=self._session()).send(
+                data, headers, ttl=self.ttl, content_encoding="aes128gcm", timeout=self.timeout)
+        except requests.RequestException:
+            return PushResult("retry", None)
+        status = response.status_code
+        if status in (200, 201, 202):
+            return PushResult("sent", status)
+        if status in (404, 410):
+            return PushResult("gone", status)
+        if status == 429 or status >= 500:
+            return PushResult("retry", status, _retry_after(response.headers.get("Retry-After")))
+        return PushResult("failed", status)  # 400 (bad request), 403 (VAPID refused), 413…
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, (when - utcnow()).total_seconds())
+
+
+_senders: dict[tuple[str, str, int, float, bool], PushSender] = {}
+_senders_lock = threading.Lock()
+
+
+def sender_for(private_key_text: str, subject: str, ttl: int, timeout: float, allow_loopback: bool = False
+               ) -> PushSender:
+    key = (private_key_text, subject, ttl, timeout, allow_loopback)
+    with _senders_lock:
+        if key not in _senders:
+            _senders[key] = PushSender(private_key_text, subject, ttl=ttl, timeout=timeout,
+                                       allow_loopback=allow_loopback)
+        return _senders[key]
