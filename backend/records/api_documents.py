@@ -1,0 +1,308 @@
+"""The patient's documents under /api/v1/record/documents: the documents page (items, category counts,
+next cursor), detail, download, page images, CDA narrative, upload, delete, removal request, masking,
+and the "mask new documents by default" setting; plus the records part of the home summary.
+
+Every read asks ``authorize`` (the one decision point) for the patient's scope, and every lookup goes
+through that scope: a document of another patient, or an INVISIBLE_PATIENT one not yet released, is
+"not found" — the same answer as a document that does not exist.
+"""
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+from urllib.parse import quote
+
+from flask import Response, current_app, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy.orm import Session
+
+from backend import web
+from backend.db import get_session
+from backend.i18n import message
+from backend.records import documents as docs
+from backend.records import schemas_documents as s
+from backend.records import vault, viewer
+from backend.records.access import authorize
+from backend.records.models import Document
+from backend.records.policy import Actor, Scope
+
+blp = Blueprint("record_documents", __name__, url_prefix="/api/v1/record/documents",
+                description="The patient's documents: list, view, download, upload, masking")
+
+BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+IMAGE = {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
+                     "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}
+
+# Types a download is served as; anything else goes out as application/octet-stream.
+SERVED_TYPES = {"application/pdf", "image/png", "image/jpeg", "image/tiff", "application/rtf", "text/rtf",
+                "text/plain", "text/xml", "application/xml", "application/hl7-v3+xml", "application/dicom"}
+EXTENSIONS = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg", "image/tiff": "tif",
+              "application/rtf": "rtf", "text/rtf": "rtf", "text/plain": "txt", "text/xml": "xml",
+              "application/xml": "xml", "application/hl7-v3+xml": "xml", "application/dicom": "dcm"}
+
+
+def _scope(session: Session, patient_id: int, action: str) -> Scope:
+    return authorize(session, Actor.patient(patient_id), patient_id, action)
+
+
+def upload_max_bytes() -> int:
+    return int(current_app.config.get("UPLOAD_MAX_BYTES") or docs.DEFAULT_UPLOAD_MAX_BYTES)
+
+
+def _item(doc: Document) -> dict[str, Any]:
+    author = None
+    if doc.author_name or doc.author_rpps or doc.author_organisation:
+        author = {"name": doc.author_name, "rpps": doc.author_rpps, "profession": doc.author_profession,
+                  "specialty": doc.author_specialty, "organisation": doc.author_organisation}
+    return {"id": doc.id, "title": doc.title, "category": doc.category,
+            "category_label": message(f"document_category_{doc.category}"), "type_code": doc.type_code,
+            "type_label": docs.type_label(doc.type_code), "class_code": doc.class_code, "author": author,
+            "service_date": doc.service_date, "submitted_at": doc.submitted_at, "mime_type": doc.mime_type,
+            "size": doc.size, "source": doc.source, "own_upload": doc.source == "patient", "masked": doc.masked,
+            "removal_requested_at": doc.removal_requested_at}
+
+
+def _view(content: bytes) -> viewer.View:
+    try:
+        return viewer.inspect(content)
+    except viewer.NotViewable:
+        return viewer.View("download", "damaged")
+
+
+def _detail(doc: Document, content: bytes) -> dict[str, Any]:
+    view = _view(content)
+    own = doc.source == "patient"
+    return {**_item(doc), "comment": doc.patient_comment, "format_code": doc.format_code,
+            "confidentiality": doc.confidentiality, "sha256": doc.sha256,
+            "viewer": {"kind": view.kind, "source": view.source, "page_count": view.page_count,
+                       "page_type": view.page_type},
+            "actions": {"delete": own, "request_removal": not own and doc.removal_requested_at is None,
+                        "mask": not doc.masked, "unmask": doc.masked}}
+
+
+def _filters(args: dict[str, Any]) -> docs.ListFilters:
+    return docs.ListFilters(categories=frozenset(args["category"]), date_from=args["date_from"],
+                            date_to=args["date_to"], author=args["author"], text=args["q"],
+                            source="patient" if args["mine"] else None, sort=args["sort"], order=args["order"])
+
+
+@blp.route("")
+class Documents(MethodView):
+    @blp.arguments(s.DocumentListArgs, location="query")
+    @blp.response(200, s.DocumentPageOut)
+    @blp.doc(security=[{"bearer": []}])
+    @web.patient_required
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The documents page: one page of documents, counts per category and the next cursor.
+
+        Filters: category (repeatable), from/to (dates), author, q (title or author), mine; sorted by the
+        date added (``submitted``) or the date of care (``service``), ``desc`` or ``asc``."""
+        session = get_session()
+        pid = web.current_patient().id
+        filters = _filters(args)
+        after = docs.decode_cursor(args["cursor"], filters)
+        scope = _scope(session, pid, "document.list")
+        page = docs.list_documents(session, scope, filters, limit=args["limit"], after=after)
+        counts = docs.category_counts(session, scope, filters)
+        return {"items": [_item(d) for d in page.items],
+                "next_cursor": docs.encode_cursor(filters, page.next_cursor) if page.next_cursor else None,
+                "total": sum(counts.values()),
+                "categories": [{"category": c, "label": message(f"document_category_{c}"), "count": counts[c]}
+                               for c in docs.CATEGORIES if counts.get(c)]}
+
+    @blp.arguments(s.UploadForm, location="form")
+    @blp.arguments(s.UploadFiles, location="files")
+    @blp.response(201, s.DocumentDetailOut)
+    @blp.doc(security=[{"bearer": []}])
+    @web.patient_required
+    def post(self, form: dict[str, Any], files: dict[str, Any]) -> dict[str, Any]:
+        """Add a document (multipart: ``file``; optional ``category``, ``title``, ``comment``, ``service_date``).
+
+        PDF, JPG/JPEG, PNG, TIF/TIFF, RTF or TXT, at most 10 MB (``CARNET_UPLOAD_MAX_BYTES``); the content
+        must be what the extension says. A refusal says why, in French, and stores nothing."""
+        session = get_session()
+        pid = web.current_patient().id
+        storage = files["file"]
+        limit = upload_max_bytes()
+        content = storage.stream.read(limit + 1)
+        upload = docs.Upload(filename=storage.filename or "", content=content, declared_type=storage.mimetype,
+                             category=form["category"], title=form["title"], comment=form["comment"],
+                             service_date=form["service_date"])
+        doc = docs.upload_document(session, vault(session), pid, upload, max_bytes=limit)
+        session.commit()
+        return _detail(doc, content)
+
+
+@blp.route("/settings")
+class Settings(MethodView):
+    @blp.response(200, s.DocumentSettings)
+    @blp.doc(security=[{"bearer": []}])
+    @web.patient_required
+    def get(self) -> dict[str, Any]:
+        """The documents settings ("mask new documents by default")."""
+        return {"mask_new_documents": docs.get_mask_new_documents(get_session(), web.current_patient().id)}
+
+    @blp.arguments(s.DocumentSettings)
+    @blp.response(200, s.DocumentSettings)
+    @blp.doc(security=[{"bearer": []}])
+    @web.patient_required
+    def put(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Mask new documents by default: every new professional document arrives masked (MASQUE_PS)."""
+        session = get_session()
+        value = docs.set_mask_new_documents(session, web.current_patient().id, body["mask_new_documents"])
+        session.commit()
+        return {"mask_new_documents": value}
+
+
+@blp.route("/<int:document_id>")
+class DocumentDetail(MethodView):
+    @blp.response(200, s.DocumentDetailOut)
+    @blp.doc(security=[{"bearer": []}])
+    @web.patient_required
+    def get(self, document_id: int) -> dict[str, Any]:
+        """One document: metadata, how the app can show it (viewer), what the patient may do with it."""
+        session = get_session()
+        pid = web.current_patient().id
+        doc = docs.get_document(session, _scope(session, pid, "document.read"), document_id)
+        return _detail(doc, docs.read_content(session, vault(session), doc))
+
+    @blp.response(204)
+    @blp.doc(security=[{"bearer": []}])
+    @web.patient_required
+    def delete(self, document_id: int) -> None:
+        """Delete a document the patient added (others' documents: ask for their removal)."""
+        session = get_session()
+        docs.delete_upload(session, web.current_patient().id, document_id)
+        session.commit()
+
+
+@blp.route("/<int:document_id>/content")
+@blp.doc(security=[{"bearer": []}], responses={"200": BINARY})
+@web.patient_required
+def download(document_id: int) -> Response:
+    """The original bytes, as an attachment, byte-for-byte as received."""
+    session = get_session()
+    pid = web.current_patient().id
+    doc = docs.get_document(session, _scope(session, pid, "document.download"), document_id)
+    content = docs.read_content(session, vault(session), doc)
+    served = doc.mime_type if doc.mime_type in SERVED_TYPES else "application/octet-stream"
+    response = Response(content, status=200, content_type=served)
+    response.headers["Content-Disposition"] = _disposition("attachment", _filename(doc))
+    return _guarded(response)
+
+
+@blp.route("/<int:document_id>/pages")
+@blp.response(200, s.PagesOut)
+@blp.doc(security=[{"bearer": []}])
+@web.patient_required
+def pages(document_id: int) -> dict[str, Any]:
+    """How many page images the document has (PDF, CDA level 1 carrying a PDF, images) and their URLs."""
+    session = get_session()
+    pid = web.current_patient().id
+    doc = docs.get_document(session, _scope(session, pid, "document.read"), document_id)
+    view = _view(docs.read_content(session, vault(session), doc))
+    if view.kind != "pages" or not view.page_count:
+        raise viewer.NotViewable()
+    return {"page_count": view.page_count, "page_type": view.page_type,
+            "pages": [{"number": n, "url": url_for("record_documents.page_image", document_id=doc.id, number=n)}
+                      for n in range(1, view.page_count + 1)]}
+
+
+@blp.route("/<int:document_id>/pages/<int:number>")
+@blp.arguments(s.PageImageArgs, location="query")
+@blp.doc(security=[{"bearer": []}], responses={"200": IMAGE})
+@web.patient_required
+def page_image(args: dict[str, Any], document_id: int, number: int) -> Response:
+    """Page ``number`` (from 1) as an image: PDF pages rendered as PNG (width capped), images as they are."""
+    session = get_session()
+    pid = web.current_patient().id
+    doc = docs.get_document(session, _scope(session, pid, "document.read"), document_id)
+    content = docs.read_content(session, vault(session), doc)
+    image, mime = viewer.render_page(content, number, args["width"])
+    response = Response(image, status=200, content_type=mime)
+    response.headers["Content-Disposition"] = _disposition("inline", f"page-{number}.{EXTENSIONS[mime]}")
+    return _guarded(response)
+
+
+@blp.route("/<int:document_id>/narrative")
+@blp.response(200, s.NarrativeOut)
+@blp.doc(security=[{"bearer": []}])
+@web.patient_required
+def narrative(document_id: int) -> dict[str, Any]:
+    """The readable content of a CDA level 3 (or of a text document): sections of plain-text blocks."""
+    session = get_session()
+    pid = web.current_patient().id
+    doc = docs.get_document(session, _scope(session, pid, "document.read"), document_id)
+    result = viewer.narrative(docs.read_content(session, vault(session), doc))
+    return {**result.as_dict(), "text": result.plain_text()}
+
+
+@blp.route("/<int:document_id>/removal-request", methods=["POST"])
+@blp.arguments(s.RemovalIn)
+@blp.response(200, s.DocumentOut)
+@blp.doc(security=[{"bearer": []}])
+@web.patient_required
+def removal_request(body: dict[str, Any], document_id: int) -> dict[str, Any]:
+    """Ask for the removal of a document a professional recorded (a request, not a deletion)."""
+    session = get_session()
+    doc = docs.request_removal(session, web.current_patient().id, document_id, body["reason"])
+    session.commit()
+    return _item(doc)
+
+
+@blp.route("/<int:document_id>/mask", methods=["POST"])
+@blp.response(200, s.DocumentOut)
+@blp.doc(security=[{"bearer": []}])
+@web.patient_required
+def mask(document_id: int) -> dict[str, Any]:
+    """Mask the document from professionals (MASQUE_PS): only its author and the administrator still see it."""
+    session = get_session()
+    doc = docs.set_masked(session, web.current_patient().id, document_id, True)
+    session.commit()
+    return _item(doc)
+
+
+@blp.route("/<int:document_id>/unmask", methods=["POST"])
+@blp.response(200, s.DocumentOut)
+@blp.doc(security=[{"bearer": []}])
+@web.patient_required
+def unmask(document_id: int) -> dict[str, Any]:
+    """Make a masked document visible again to the professionals who may read the record."""
+    session = get_session()
+    doc = docs.set_masked(session, web.current_patient().id, document_id, False)
+    session.commit()
+    return _item(doc)
+
+
+def _guarded(response: Response) -> Response:
+    # Bytes from others: never sniffed, never run as a page, never cached.
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _filename(doc: Document) -> str:
+    ext = EXTENSIONS.get(doc.mime_type, "bin")
+    stem = "".join(ch for ch in doc.title if unicodedata.category(ch)[0] not in "CZ" or ch == " ")
+    stem = "".join("-" if ch in '\\/:*?"<>|;' else ch for ch in stem).strip(" .-")[:100] or "document"
+    return f"{stem}.{ext}"
+
+
+def _disposition(kind: str, filename: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode() or "document"
+    ascii_name = ascii_name.replace('"', "").replace("\\", "")
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+# --- home ----------------------------------------------------------------------------------------------
+
+def home_section(session: Session, patient_id: int) -> dict[str, Any]:
+    """The records part of the home summary: documents others added recently (constant query count)."""
+    count, latest = docs.new_documents(session, patient_id)
+    return {"new_documents_count": count,
+            "new_documents_label": message("home_new_documents", count=count) if count else None,
+            "new_documents": [{"id": d.id, "title": d.title, "category": d.category,
+                               "category_label": message(f"document_category_{d.category}"),
+                               "author_name": d.author_name, "submitted_at": d.submitted_at} for d in latest]}

@@ -1,0 +1,727 @@
+"""Documents of the record: storing them (the one function every feeder calls), listing, reading, and
+what the patient does with them (upload, delete their own, ask for the removal of a professional's,
+mask/unmask, "mask new documents by default"); the author's release of an INVISIBLE_PATIENT document.
+
+``store_document`` is the single way in: the professional MHD API (ITI-65), patient uploads, the legacy
+DMP migration and the inbox all call it, so hashing, encryption at rest, the patient category, the
+visibility flags, idempotency, the notification and the audit entry are decided here once.
+
+Reads take the :class:`~backend.records.policy.Scope` that ``authorize``/``decide`` returned: listings
+filter with ``scope.document_filter()``, single reads check ``scope.permits``-equivalent SQL, so a
+document outside the scope is simply "not found". No Flask; functions only flush.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import json
+import logging
+import uuid
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from backend.audit import service as audit
+from backend.db import utcnow
+from backend.errors import DomainError, Forbidden, NotFound
+from backend.notifications.service import notify
+from backend.records import messages_documents  # noqa: F401  (registers the messages)
+from backend.records import viewer
+from backend.records.crypto import Vault
+from backend.records.models import Document, DocumentContent, Record
+from backend.records.policy import Actor, Scope, decide
+
+log = logging.getLogger(__name__)
+
+PARIS = zoneinfo.ZoneInfo("Europe/Paris")
+
+# --- codes (domain.md; ANS value sets JDV_J06 classCode, JDV_J07 typeCode, JDV_J08 confidentiality) ---
+
+CLASS_SYSTEM = "1.2.250.1.213.1.1.4.1"
+LOINC = "2.16.840.1.113883.6.1"
+FR_TYPES = "1.2.250.1.213.1.1.4.12"
+CONFIDENTIALITY_SYSTEM = "1.2.250.1.213.1.1.4.13"
+
+CATEGORIES = ("SYNTHESE", "ORD_SOIN", "RADIO_SC", "BIOLOGIE", "CPT_REND", "DEPISTAG", "CERT_MED", "AUTR_DOC",
+              "DOC_ADM", "SYNTH_PML", "DIR_ANT", "CAR_VAC", "VDP", "REMB", "QUEST_SANTE")
+
+# typeCode → (patient category, display name from JDV_J07). The type decides the category; the class
+# is the fallback for codes not listed (a new LOINC code still lands in a sensible folder).
+TYPE_CODES: dict[str, tuple[str, str]] = {
+    # vaccination
+    "11369-6": ("CAR_VAC", "Historique des vaccinations"),
+    "87273-9": ("CAR_VAC", "Note de vaccination"),
+    "96874-3": ("CAR_VAC", "COVID-19 Attestation de vaccination"),
+    # biology
+    "11502-2": ("BIOLOGIE", "CR d'examens biologiques"),
+    "96173-0": ("BIOLOGIE", "Test rapide d'orientation diagnostique"),
+    "51969-4": ("BIOLOGIE", "CR de génétique moléculaire"),
+    "60568-3": ("BIOLOGIE", "CR d'anatomie et de cytologie pathologiques"),
+    # imaging
+    "18748-4": ("RADIO_SC", "CR d'imagerie médicale"),
+    "55115-0": ("RADIO_SC", "Demande d'actes d'imagerie"),
+    "52040-3": ("RADIO_SC", "Document encapsulant une image d'illustration non DICOM"),
+    "IMG-KOS": ("RADIO_SC", "Référence d'objets d'un examen d'imagerie"),
+    # prescriptions and dispensations
+    "57828-6": ("ORD_SOIN", "Prescription (autre)"),
+    "57832-8": ("ORD_SOIN", "Prescription de soins"),
+    "57833-6": ("ORD_SOIN", "Prescription de produits de santé"),
+    "60593-1": ("ORD_SOIN", "Dispensation médicamenteuse"),
+    "75468-9": ("ORD_SOIN", "Renouvellement ordonnance par pharmacien correspondant"),
+    "DISP_AUT": ("ORD_SOIN", "Dispensation (autre)"),
+    "PRESC-AAT": ("ORD_SOIN", "Prescription arrêt de travail"),
+    "PRESC-BIO": ("ORD_SOIN", "Prescription d'actes de biologie médicale"),
+    "PRESC-KINE": ("ORD_SOIN", "Prescription d'actes de kinésithérapie"),
+    "PRESC-INF": ("ORD_SOIN", "Prescription d'actes infirmiers"),
+    "PRESC-PEDI": ("ORD_SOIN", "Prescription d'actes de pédicurie"),
+    "PRESC-ORTHOPHO": ("ORD_SOIN", "Prescription d'actes d'orthophonie"),
+    "PRESC-ORTHOPTIE": ("ORD_SOIN", "Prescription d'actes d'orthoptie"),
+    "80565-5": ("ORD_SOIN", "CR d'administration de médicaments"),
+    # summaries
+    "34133-9": ("SYNTHESE", "Synthèse d'épisode de soins"),
+    "68599-0": ("SYNTHESE", "Synthèse psychiatrique"),
+    "57055-6": ("SYNTHESE", "Synthèse antepartum"),
+    "57057-2": ("SYNTHESE", "Synthèse Salle de Naissance Mère"),
+    "57075-4": ("SYNTHESE", "Synthèse Salle de Naissance Enfant"),
+    "89235-6": ("SYNTHESE", "Synthèse Suites de Couches Mère"),
+    "78489-2": ("SYNTHESE", "Synthèse Enfant en Maternité"),
+    "60591-5": ("SYNTH_PML", "Synthèse médicale"),
+    "SYNTH": ("SYNTH_PML", "Synthèse"),
+    # reports
+    "11488-4": ("CPT_REND", "CR ou fiche de consultation ou de visite"),
+    "11490-0": ("CPT_REND", "Lettre de liaison à la sortie d'un établissement de soins"),
+    "34112-3": ("CPT_REND", "CR hospitalier (séjour)"),
+    "11505-5": ("CPT_REND", "CR d'acte thérapeutique (autre)"),
+    "11506-3": ("CPT_REND", "CR ou fiche de suivi de soins par auxiliaire médical"),
+    "15507-7": ("CPT_REND", "CR de passage aux urgences"),
+    "15508-5": ("CPT_REND", "CR d'accouchement"),
+    "18761-7": ("CPT_REND", "Note de transfert"),
+    "18776-5": ("CPT_REND", "Plan personnalisé de soins"),
+    "29274-8": ("CPT_REND", "Mesures de signes vitaux"),
+    "34120-6": ("CPT_REND", "Bilan par professionnel de santé"),
+    "34749-2": ("CPT_REND", "CR de consultation pré-anesthésique"),
+    "34794-8": ("CPT_REND", "CR de réunion de concertation pluridisciplinaire"),
+    "34874-8": ("CPT_REND", "CR opératoire"),
+    "34875-5": ("CPT_REND", "Évaluation postopératoire et note de suivi"),
+    "47420-5": ("CPT_REND", "CR de bilan fonctionnel"),
+    "59283-2": ("CPT_REND", "CR d'examen de l'enfant"),
+    "60280-5": ("CPT_REND", "Fiche de retour du service des urgences"),
+    "67851-6": ("CPT_REND", "CR d'admission"),
+    "70004-7": ("CPT_REND", "CR d'acte diagnostique (autre)"),
+    "74207-2": ("CPT_REND", "Document de liaison d'urgence"),
+    "77436-4": ("CPT_REND", "CR d'anesthésie"),
+    "77604-7": ("CPT_REND", "Planification thérapeutique"),
+    "78341-5": ("CPT_REND", "Fiche de transfert vers le service des urgences"),
+    "78513-9": ("CPT_REND", "CR de consultation en ophtalmologie"),
+    "78601-2": ("CPT_REND", "CR d'entretien pharmaceutique"),
+    "83901-9": ("CPT_REND", "Bilan psychologique"),
+    "85208-7": ("CPT_REND", "CR de télémédecine"),
+    "89233-1": ("CPT_REND", "CR de grossesse"),
+    "93024-8": ("CPT_REND", "CR de consultation pharmaceutique"),
+    "96349-6": ("CPT_REND", "Lettre d'adressage"),
+    "BIL_AUTO": ("CPT_REND", "CR de bilan d'évaluation de la perte d'autonomie"),
+    # prevention and screening
+    "75492-9": ("DEPISTAG", "CR d'acte diagnostique à visée préventive ou de dépistage"),
+    "75482-0": ("DEPISTAG", "CR d'acte thérapeutique à visée préventive"),
+    "68817-6": ("DEPISTAG", "Bilan de santé et de prévention de l'enfant"),
+    "83869-8": ("DEPISTAG", "Plan personnalisé de prévention"),
+    "28617-9": ("DEPISTAG", "Bilan bucco-dentaire"),
+    # certificates
+    "89601-9": ("CERT_MED", "Certificat médical"),
+    "CERT_DECL": ("CERT_MED", "Certificat, déclaration"),
+    "59284-0": ("CERT_MED", "Attestation de consentement"),
+    "86531-1": ("CERT_MED", "Attestation de sortie"),
+    # administrative
+    "51851-4": ("DOC_ADM", "Document administratif"),
+    "56446-8": ("DOC_ADM", "Notification de rendez-vous"),
+    "PROT_ALD": ("DOC_ADM", "Protocole de soins ALD"),
+    "ATTEST-ASS-COMPL": ("DOC_ADM", "Attestation assurance complémentaire"),
+    "ATTEST-RESID": ("DOC_ADM", "Attestation de résidence"),
+    "ATTEST-HEBGT": ("DOC_ADM", "Attestation d'hébergement"),
+    "ATTEST-DROITS-AM": ("DOC_ADM", "Attestation de droits à l'assurance maladie"),
+    "PIECE-IDENTITE": ("DOC_ADM", "Copie pièce d'identité"),
+    "FICHE-CONTACTS": ("DOC_ADM", "Fiche contacts"),
+    # questionnaires, reimbursements, the patient's own expression
+    "74465-6": ("QUEST_SANTE", "Questionnaire patient"),
+    "REMB": ("REMB", "Données de remboursement"),
+    "EXPPAT_1": ("VDP", "Volontés et droits du patient"),
+    "EXPPAT_2": ("AUTR_DOC", "Autre document du patient"),
+    "EXPPAT_3": ("DIR_ANT", "Directives anticipées"),
+    # deposited by the patient
+    "DOCPAT01": ("SYNTHESE", "Synthèse déposée par le patient"),
+    "DOCPAT02": ("ORD_SOIN", "Traitement ou document de soins déposé par le patient"),
+    "DOCPAT03": ("CPT_REND", "CR déposé par le patient"),
+    "DOCPAT04": ("RADIO_SC", "Imagerie déposée par le patient"),
+    "DOCPAT05": ("BIOLOGIE", "CR de biologie déposé par le patient"),
+    "DOCPAT06": ("DEPISTAG", "CR de prévention déposé par le patient"),
+    "DOCPAT07": ("CERT_MED", "Certificat déposé par le patient"),
+    "DOCPAT08": ("SYNTH_PML", "Profil médical Mon espace santé"),
+    "DOCPAT09": ("DOC_ADM", "Document administratif déposé par le patient"),
+}
+
+CLASS_CATEGORY = {"10": "CPT_REND", "11": "SYNTHESE", "31": "RADIO_SC", "42": "ORD_SOIN", "43": "ORD_SOIN",
+                  "44": "CPT_REND", "45": "CPT_REND", "52": "CERT_MED", "60": "REMB", "90": "AUTR_DOC",
+                  "95": "DOC_ADM"}
+
+# What the patient may file an upload under, and the French type code it gets (class 90).
+PATIENT_UPLOAD_TYPES = {"SYNTHESE": "DOCPAT01", "ORD_SOIN": "DOCPAT02", "CPT_REND": "DOCPAT03",
+                        "RADIO_SC": "DOCPAT04", "BIOLOGIE": "DOCPAT05", "DEPISTAG": "DOCPAT06",
+                        "CERT_MED": "DOCPAT07", "DOC_ADM": "DOCPAT09", "AUTR_DOC": "EXPPAT_2"}
+PATIENT_CLASS = "90"
+
+SOURCES = ("professional", "patient", "migration", "service")
+VISIBILITY_FLAGS = ("INVISIBLE_PATIENT", "INVISIBLE_REPRESENTANTS_LEGAUX", "MASQUE_PS")
+CONFIDENTIALITY_LEVELS = ("N", "R", "V")
+REMOVAL_REASONS = ("not_mine", "wrong_information", "duplicate", "other")
+
+# Patient uploads (domain.md): the extension says what the file must be; the content must agree.
+UPLOAD_TYPES: dict[str, str] = {"pdf": viewer.PDF, "jpg": viewer.JPEG, "jpeg": viewer.JPEG, "png": viewer.PNG,
+                                "tif": viewer.TIFF, "tiff": viewer.TIFF, "rtf": viewer.RTF, "txt": viewer.TEXT}
+DECLARED_ALIASES = {"image/jpg": viewer.JPEG, "image/pjpeg": viewer.JPEG, "text/rtf": viewer.RTF,
+                    "application/x-rtf": viewer.RTF, "image/x-tiff": viewer.TIFF, "image/x-png": viewer.PNG}
+COMMENT_MAX = 3000
+TITLE_MAX = 255
+DEFAULT_UPLOAD_MAX_BYTES = 10 * 1024 * 1024
+
+
+def category_for(type_code: str | None, class_code: str | None) -> str:
+    if type_code and type_code in TYPE_CODES:
+        return TYPE_CODES[type_code][0]
+    if class_code and class_code in CLASS_CATEGORY:
+        return CLASS_CATEGORY[class_code]
+    return "AUTR_DOC"
+
+
+def type_label(type_code: str | None) -> str | None:
+    entry = TYPE_CODES.get(type_code or "")
+    return entry[1] if entry else None
+
+
+# --- storing ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DocumentMeta:
+    """XDS-style metadata given by a feeder. ``confidentiality`` holds every confidentialityCode received:
+    N/R/V and the DMP flags INVISIBLE_PATIENT, INVISIBLE_REPRESENTANTS_LEGAUX, MASQUE_PS."""
+
+    title: str
+    mime_type: str
+    unique_id: str | None = None          # XDS uniqueId / CDA id; generated (2.25.<uuid>) when absent
+    class_code: str | None = None
+    type_code: str | None = None
+    type_system: str | None = None
+    category: str | None = None           # derived from type/class when absent
+    format_code: str | None = None
+    author_professional_id: int | None = None
+    author_rpps: str | None = None
+    author_name: str | None = None
+    author_profession: str | None = None
+    author_specialty: str | None = None
+    author_organisation: str | None = None
+    service_date: dt.datetime | None = None
+    submitted_at: dt.datetime | None = None
+    confidentiality: tuple[str, ...] = ()
+    patient_comment: str | None = None
+
+
+@dataclass(frozen=True)
+class Stored:
+    document: Document
+    created: bool  # False: the same document (same uniqueId, same bytes) was already there
+
+
+def _actor_fields(actor: Actor | None) -> tuple[str, str | None]:
+    if actor is None:
+        return "system", None
+    if actor.kind == "professional" and actor.professional is not None:
+        return "professional", actor.professional.rpps
+    return actor.kind, str(actor.id)
+
+
+def _invalid(field_name: str, problem: str) -> DomainError:
+    return DomainError("document_invalid", 422, errors=[{"field": field_name, "message": problem}])
+
+
+def _check_meta(meta: DocumentMeta, source: str) -> None:
+    if source not in SOURCES:
+        raise ValueError(f"unknown document source {source!r}")
+    limits = {"title": 500, "mime_type": 100, "unique_id": 128, "class_code": 16, "type_code": 32,
+              "type_system": 64, "format_code": 128, "author_rpps": 11, "author_name": 300,
+              "author_profession": 16, "author_specialty": 32, "author_organisation": 300}
+    for name, limit in limits.items():
+        value = getattr(meta, name)
+        if value is not None and len(value) > limit:
+            raise _invalid(name, f"{limit} caractères au plus")
+    if not meta.title or not meta.title.strip():
+        raise _invalid("title", "titre obligatoire")
+    if not meta.mime_type or "/" not in meta.mime_type:
+        raise _invalid("mime_type", "type de contenu invalide")
+    if meta.category is not None and meta.category not in CATEGORIES:
+        raise _invalid("category", "catégorie inconnue")
+    if meta.patient_comment is not None and len(meta.patient_comment) > COMMENT_MAX:
+        raise _invalid("comment", f"{COMMENT_MAX} caractères au plus")
+    for when in (meta.service_date, meta.submitted_at):
+        if when is not None and when.tzinfo is None:
+            raise ValueError("document dates must be timezone-aware")
+    unknown = [c for c in meta.confidentiality if c not in VISIBILITY_FLAGS + CONFIDENTIALITY_LEVELS]
+    if unknown:
+        raise _invalid("confidentiality", "code de confidentialité inconnu")
+
+
+def new_unique_id() -> str:
+    """An OID under 2.25 (ISO/IEC 9834-8: derived from a UUID), as XDS expects of a uniqueId."""
+    return f"2.25.{uuid.uuid4().int}"
+
+
+def _by_unique_id(session: Session, patient_id: int, unique_id: str) -> Document | None:
+    return session.scalar(select(Document).where(Document.patient_id == patient_id, Document.unique_id == unique_id))
+
+
+def _same_or_conflict(existing: Document, digest: str) -> Stored:
+    if existing.sha256 == digest:
+        return Stored(existing, False)
+    raise DomainError("document_unique_id_conflict", 409)
+
+
+def store_document(session: Session, vault: Vault, patient_id: int, content: bytes, meta: DocumentMeta, *,
+                   source: str, actor: Actor | None = None, now: dt.datetime | None = None,
+                   notify_patient: bool | None = None) -> Stored:
+    """Store one document in a patient's record: THE way in for every feeder.
+
+    Hashes (sha256) and measures the bytes, encrypts them with the patient's key (AAD ``document:<id>``),
+    maps the patient category from typeCode/classCode, applies the visibility flags (and the record's
+    "mask new documents" for professionals' and services' documents), then notifies the patient (no
+    health data in the notification; not for their own uploads, not for migrated documents unless asked,
+    never while the document is INVISIBLE_PATIENT) and writes the audit entry.
+
+    Idempotent on (patient, unique_id): the same bytes again return the stored document with
+    ``created=False``; different bytes under an existing uniqueId are refused (409).
+    Raises NotFound if the patient has no record. Flushes; the caller commits.
+    """
+    now = now or utcnow()
+    _check_meta(meta, source)
+    if not content:
+        raise _invalid("content", "document vide")
+    record = session.scalar(select(Record).where(Record.patient_id == patient_id))
+    if record is None:
+        raise NotFound("access_no_record")
+    digest = hashlib.sha256(content).hexdigest()
+    unique_id = (meta.unique_id or "").strip() or new_unique_id()
+    existing = _by_unique_id(session, patient_id, unique_id)
+    if existing is not None:
+        return _same_or_conflict(existing, digest)
+
+    codes = set(meta.confidentiality)
+    level = next((c for c in CONFIDENTIALITY_LEVELS if c in codes), "N")
+    from_others = source in ("professional", "service")
+    masked = "MASQUE_PS" in codes or (from_others and record.mask_new_documents)
+    category = meta.category or category_for(meta.type_code, meta.class_code)
+    doc = Document(
+        patient_id=patient_id, unique_id=unique_id, class_code=meta.class_code, type_code=meta.type_code,
+        type_system=meta.type_system, category=category, title=meta.title.strip()[:500],
+        mime_type=meta.mime_type.strip().lower(), format_code=meta.format_code, size=len(content), sha256=digest,
+        author_professional_id=meta.author_professional_id, author_rpps=meta.author_rpps,
+        author_name=meta.author_name, author_profession=meta.author_profession,
+        author_specialty=meta.author_specialty, author_organisation=meta.author_organisation, source=source,
+        service_date=meta.service_date, submitted_at=meta.submitted_at or now, confidentiality=level,
+        invisible_patient="INVISIBLE_PATIENT" in codes,
+        invisible_legal_representatives="INVISIBLE_REPRESENTANTS_LEGAUX" in codes, masked=masked,
+        patient_comment=meta.patient_comment or None)
+    if session.get_bind().dialect.name == "postgresql":
+        # Two deposits of the same document at once (a retried ITI-65): the second waits on the unique
+        # index, then finds the first one's row. SQLite serialises writers, and its driver's SAVEPOINT
+        # handling is unreliable, so it keeps the plain path.
+        try:
+            with session.begin_nested():
+                session.add(doc)
+                session.flush()
+        except IntegrityError:
+            existing = _by_unique_id(session, patient_id, unique_id)
+            if existing is None:
+                raise
+            return _same_or_conflict(existing, digest)
+    else:
+        session.add(doc)
+        session.flush()
+    session.add(DocumentContent(document_id=doc.id, ciphertext=vault.seal(patient_id, content, f"document:{doc.id}")))
+    session.flush()
+
+    actor_type, actor_id = _actor_fields(actor)
+    audit.record(session, actor_type=actor_type, actor_id=actor_id, action="document.stored", patient_id=patient_id,
+                 details={"document_id": doc.id, "category": category, "source": source,
+                          "masked": masked, "invisible_patient": doc.invisible_patient}, at=now)
+    if notify_patient is None:
+        notify_patient = from_others
+    if notify_patient and not doc.invisible_patient:
+        notify(session, patient_id, "document", ref_type="document", ref_id=doc.id, now=now)
+    log.info("document %s stored for patient %s (source %s, %d bytes)", doc.id, patient_id, source, doc.size)
+    return Stored(doc, True)
+
+
+# --- patient uploads ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str
+    content: bytes
+    declared_type: str | None = None
+    category: str = "AUTR_DOC"
+    title: str | None = None
+    comment: str | None = None
+    service_date: dt.date | None = None
+
+
+def _refuse_upload(code: str, status: int = 422, **params: Any) -> DomainError:
+    return DomainError(code, status, errors=[{"field": "file", "message_code": code, "params": params}], **params)
+
+
+def check_upload(upload: Upload, max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES) -> str:
+    """Validate an upload before anything is written; returns the content type (sniffed, agreeing with
+    the extension and with the declared type). Refusals carry a French reason."""
+    name = (upload.filename or "").strip()
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    allowed = ", ".join(sorted({e.upper() for e in UPLOAD_TYPES}))
+    if ext not in UPLOAD_TYPES:
+        raise _refuse_upload("upload_type_not_allowed", 415, allowed=allowed)
+    if not upload.content:
+        raise _refuse_upload("upload_empty")
+    if len(upload.content) > max_bytes:
+        raise _refuse_upload("upload_too_large", 413, max_mb=_megabytes(max_bytes))
+    expected = UPLOAD_TYPES[ext]
+    declared = (upload.declared_type or "").split(";")[0].strip().lower()
+    declared = DECLARED_ALIASES.get(declared, declared)
+    if declared and declared not in ("application/octet-stream", "binary/octet-stream") and declared != expected:
+        raise _refuse_upload("upload_type_mismatch", ext=ext.upper())
+    found = viewer.sniff(upload.content)
+    if found != expected:
+        raise _refuse_upload("upload_type_mismatch", ext=ext.upper())
+    if expected == viewer.PDF and not viewer.pdf_is_readable(upload.content):
+        raise _refuse_upload("upload_unreadable", ext=ext.upper())
+    if expected in (viewer.PNG, viewer.JPEG, viewer.TIFF) and not viewer.image_is_readable(upload.content):
+        raise _refuse_upload("upload_unreadable", ext=ext.upper())
+    if upload.category not in PATIENT_UPLOAD_TYPES:
+        raise DomainError("invalid_request", errors=[{"field": "category", "message_code": "upload_category"}])
+    if upload.comment is not None and len(upload.comment) > COMMENT_MAX:
+        raise DomainError("upload_comment_too_long", 422, max=COMMENT_MAX,
+                          errors=[{"field": "comment", "message_code": "upload_comment_too_long",
+                                   "params": {"max": COMMENT_MAX}}])
+    if upload.title is not None and len(upload.title) > TITLE_MAX:
+        raise DomainError("invalid_request", errors=[{"field": "title", "message": f"{TITLE_MAX} caractères au plus"}])
+    return expected
+
+
+def _megabytes(n: int) -> str:
+    value = n / (1024 * 1024)
+    return f"{value:.0f}" if value == int(value) else f"{value:.1f}".replace(".", ",")
+
+
+def upload_document(session: Session, vault: Vault, patient_id: int, upload: Upload, *,
+                    max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES, now: dt.datetime | None = None) -> Document:
+    """A patient adds a document to their own record (validated first: a refusal writes nothing)."""
+    now = now or utcnow()
+    mime = check_upload(upload, max_bytes)
+    digest = hashlib.sha256(upload.content).hexdigest()
+    duplicate = session.scalar(select(Document.id).where(
+        Document.patient_id == patient_id, Document.sha256 == digest, Document.source == "patient",
+        Document.deleted_at.is_(None)).limit(1))
+    if duplicate is not None:
+        raise DomainError("upload_duplicate", 409)
+    title = (upload.title or "").strip() or _title_from_filename(upload.filename)
+    service_date = (dt.datetime.combine(upload.service_date, dt.time(12), PARIS).astimezone(dt.timezone.utc)
+                    if upload.service_date else None)
+    meta = DocumentMeta(title=title, mime_type=mime, class_code=PATIENT_CLASS,
+                        type_code=PATIENT_UPLOAD_TYPES[upload.category], type_system=FR_TYPES,
+                        category=upload.category, service_date=service_date, patient_comment=upload.comment or None)
+    return store_document(session, vault, patient_id, upload.content, meta, source="patient",
+                          actor=Actor.patient(patient_id), now=now).document
+
+
+def _title_from_filename(filename: str) -> str:
+    stem = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    stem = " ".join(stem.replace("_", " ").split())
+    return stem[:TITLE_MAX] or "Document"
+
+
+# --- listing ------------------------------------------------------------------------------------------
+
+SORTS = ("submitted", "service")
+ORDERS = ("desc", "asc")
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    categories: frozenset[str] = frozenset()
+    date_from: dt.date | None = None    # inclusive, a day in France
+    date_to: dt.date | None = None      # inclusive
+    author: str | None = None           # name, organisation or RPPS
+    text: str | None = None             # title or author
+    source: str | None = None           # e.g. "patient": what I added myself
+    sort: str = "submitted"             # submitted | service (service date, else submission)
+    order: str = "desc"
+
+
+@dataclass(frozen=True)
+class Cursor:
+    key: dt.datetime
+    id: int
+
+
+@dataclass
+class Page:
+    items: list[Document]
+    next_cursor: Cursor | None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _sort_key(sort: str) -> ColumnElement[dt.datetime]:
+    if sort == "service":
+        return func.coalesce(Document.service_date, Document.submitted_at)
+    return Document.submitted_at  # type: ignore[return-value]
+
+
+def _like(value: str) -> str:
+    escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(0), PARIS).astimezone(dt.timezone.utc)
+
+
+def _filters(scope: Scope, filters: ListFilters, *, with_categories: bool = True) -> list[Any]:
+    key = _sort_key(filters.sort)
+    # a version replaced by a newer one (XDS RPLC) leaves the listing; its id still answers
+    conditions: list[Any] = [scope.document_filter(), Document.replaced_by_id.is_(None)]
+    if with_categories and filters.categories:
+        conditions.append(Document.category.in_(sorted(filters.categories)))
+    if filters.date_from is not None:
+        conditions.append(key >= _day_start(filters.date_from))
+    if filters.date_to is not None:
+        conditions.append(key < _day_start(filters.date_to + dt.timedelta(days=1)))
+    if filters.source is not None:
+        conditions.append(Document.source == filters.source)
+    if filters.author:
+        pattern = _like(filters.author.strip())
+        conditions.append(or_(func.lower(Document.author_name).like(pattern, escape="\\"),
+                              func.lower(Document.author_organisation).like(pattern, escape="\\"),
+                              Document.author_rpps == filters.author.strip()))
+    if filters.text:
+        pattern = _like(filters.text.strip())
+        conditions.append(or_(func.lower(Document.title).like(pattern, escape="\\"),
+                              func.lower(Document.author_name).like(pattern, escape="\\"),
+                              func.lower(Document.author_organisation).like(pattern, escape="\\")))
+    return conditions
+
+
+def list_documents(session: Session, scope: Scope, filters: ListFilters, *, limit: int,
+                   after: Cursor | None = None) -> Page:
+    """One page of the documents the scope permits, sorted, keyset-paginated (one query)."""
+    key = _sort_key(filters.sort)
+    stmt = select(Document).where(*_filters(scope, filters))
+    if filters.order == "desc":
+        if after is not None:
+            stmt = stmt.where(or_(key < after.key, and_(key == after.key, Document.id < after.id)))
+        stmt = stmt.order_by(key.desc(), Document.id.desc())
+    else:
+        if after is not None:
+            stmt = stmt.where(or_(key > after.key, and_(key == after.key, Document.id > after.id)))
+        stmt = stmt.order_by(key.asc(), Document.id.asc())
+    rows = list(session.scalars(stmt.limit(limit + 1)))
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = None
+    if more and page:
+        last = page[-1]
+        last_key = (last.service_date or last.submitted_at) if filters.sort == "service" else last.submitted_at
+        next_cursor = Cursor(last_key, last.id)
+    return Page(page, next_cursor)
+
+
+def category_counts(session: Session, scope: Scope, filters: ListFilters | None = None) -> dict[str, int]:
+    """How many documents per category match (the category filter itself aside: counts feed the tabs)."""
+    filters = filters or ListFilters()
+    rows = session.execute(select(Document.category, func.count()).where(
+        *_filters(scope, filters, with_categories=False)).group_by(Document.category)).all()
+    return {category: int(count) for category, count in rows}
+
+
+def encode_cursor(filters: ListFilters, cursor: Cursor) -> str:
+    """Opaque, and bound to the sort it was made for."""
+    raw = json.dumps([1, filters.sort, filters.order, cursor.key.astimezone(dt.timezone.utc).isoformat(), cursor.id],
+                     separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str | None, filters: ListFilters) -> Cursor | None:
+    if not raw:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
+        version, sort, order, key, ident = data
+        if version != 1 or sort != filters.sort or order != filters.order or not isinstance(ident, int):
+            raise ValueError("cursor for another listing")
+        when = dt.datetime.fromisoformat(key)
+        if when.tzinfo is None:
+            raise ValueError("naive")
+        return Cursor(when, ident)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, json.JSONDecodeError):
+        raise DomainError("invalid_request", errors=[{"field": "cursor", "message_code": "invalid_cursor"}]) from None
+
+
+# --- reading ------------------------------------------------------------------------------------------
+
+def get_document(session: Session, scope: Scope, document_id: int) -> Document:
+    """The document if the scope permits it; otherwise "not found" (whether it exists is not told)."""
+    doc = session.scalar(select(Document).where(Document.id == document_id, scope.document_filter()))
+    if doc is None:
+        raise NotFound("document_not_found")
+    return doc
+
+
+class ContentIntegrityError(RuntimeError):
+    """Stored bytes no longer match their recorded hash."""
+
+
+def read_content(session: Session, vault: Vault, doc: Document) -> bytes:
+    """The original bytes, decrypted and checked against the recorded sha256."""
+    sealed = session.scalar(select(DocumentContent.ciphertext).where(DocumentContent.document_id == doc.id))
+    if sealed is None:
+        raise ContentIntegrityError(f"document {doc.id} has no content")
+    content = vault.open(doc.patient_id, sealed, f"document:{doc.id}")
+    if hashlib.sha256(content).hexdigest() != doc.sha256:
+        log.error("document %s content does not match its sha256", doc.id)
+        raise ContentIntegrityError(f"document {doc.id} does not match its hash")
+    return content
+
+
+# --- the patient's actions ----------------------------------------------------------------------------
+
+def _own_visible(session: Session, patient_id: int, document_id: int) -> Document:
+    return get_document(session, Scope(patient_id, see_masked=True), document_id)
+
+
+def delete_upload(session: Session, patient_id: int, document_id: int, now: dt.datetime | None = None) -> Document:
+    """The patient deletes a document they added (soft delete). Others' documents: ask for removal."""
+    now = now or utcnow()
+    doc = _own_visible(session, patient_id, document_id)
+    if doc.source != "patient":
+        raise Forbidden("document_not_own_upload")
+    doc.deleted_at = now
+    audit.record(session, actor_type="patient", actor_id=str(patient_id), action="document.deleted",
+                 patient_id=patient_id, details={"document_id": doc.id, "category": doc.category}, at=now)
+    session.flush()
+    return doc
+
+
+def request_removal(session: Session, patient_id: int, document_id: int, reason: str,
+                    now: dt.datetime | None = None) -> Document:
+    """The patient asks for the removal of a document someone else recorded: a request, not a deletion.
+    Idempotent. The reason is a code from REMOVAL_REASONS (no free text: it goes to the audit trail)."""
+    now = now or utcnow()
+    if reason not in REMOVAL_REASONS:
+        raise DomainError("invalid_request", errors=[{"field": "reason", "message_code": "removal_reason"}])
+    doc = _own_visible(session, patient_id, document_id)
+    if doc.source == "patient":
+        raise DomainError("document_removal_own_upload", 409)
+    if doc.removal_requested_at is None:
+        doc.removal_requested_at = now
+        audit.record(session, actor_type="patient", actor_id=str(patient_id), action="document.removal_requested",
+                     patient_id=patient_id, details={"document_id": doc.id, "reason": reason}, at=now)
+        session.flush()
+    return doc
+
+
+def set_masked(session: Session, patient_id: int, document_id: int, masked: bool,
+               now: dt.datetime | None = None) -> Document:
+    """MASQUE_PS: masked documents are seen only by the patient, the author and the administrator."""
+    now = now or utcnow()
+    doc = _own_visible(session, patient_id, document_id)
+    if doc.masked != masked:
+        doc.masked = masked
+        audit.record(session, actor_type="patient", actor_id=str(patient_id),
+                     action="document.masked" if masked else "document.unmasked", patient_id=patient_id,
+                     details={"document_id": doc.id}, at=now)
+        session.flush()
+    return doc
+
+
+def get_mask_new_documents(session: Session, patient_id: int) -> bool:
+    value = session.scalar(select(Record.mask_new_documents).where(Record.patient_id == patient_id))
+    if value is None:
+        raise NotFound("access_no_record")
+    return bool(value)
+
+
+def set_mask_new_documents(session: Session, patient_id: int, value: bool, now: dt.datetime | None = None) -> bool:
+    """"Mask new documents by default": every new professional document arrives masked."""
+    now = now or utcnow()
+    record = session.scalar(select(Record).where(Record.patient_id == patient_id))
+    if record is None:
+        raise NotFound("access_no_record")
+    if record.mask_new_documents != value:
+        record.mask_new_documents = value
+        audit.record(session, actor_type="patient", actor_id=str(patient_id), action="record.mask_new_documents",
+                     patient_id=patient_id, details={"enabled": value}, at=now)
+        session.flush()
+    return value
+
+
+# --- the author's release of an INVISIBLE_PATIENT document --------------------------------------------
+
+def release_document(session: Session, actor: Actor, document_id: int, now: dt.datetime | None = None) -> Document:
+    """The author releases an INVISIBLE_PATIENT document (after the announcement consultation): the patient
+    sees it from now on and is notified. Idempotent. Only the author (by professional id or RPPS)."""
+    now = now or utcnow()
+    pro = actor.professional
+    if actor.kind != "professional" or pro is None:
+        raise Forbidden("document_release_not_author")
+    doc = session.scalar(select(Document).where(Document.id == document_id, Document.deleted_at.is_(None)))
+    if doc is None:
+        raise NotFound("document_not_found")
+    if doc.author_professional_id != pro.id and (doc.author_rpps is None or doc.author_rpps != pro.rpps):
+        raise Forbidden("document_release_not_author")
+    if not doc.invisible_patient:
+        raise DomainError("document_not_invisible", 409)
+    if doc.released_at is None:
+        doc.released_at = now
+        audit.record(session, actor_type="professional", actor_id=pro.rpps, action="document.released",
+                     patient_id=doc.patient_id, details={"document_id": doc.id, "category": doc.category}, at=now)
+        notify(session, doc.patient_id, "document", ref_type="document", ref_id=doc.id, now=now)
+        session.flush()
+    return doc
+
+
+# --- home ---------------------------------------------------------------------------------------------
+
+HOME_NEW_DAYS = 30
+HOME_NEW_LIMIT = 3
+
+
+def new_documents(session: Session, patient_id: int, *, days: int = HOME_NEW_DAYS, limit: int = HOME_NEW_LIMIT,
+                  now: dt.datetime | None = None) -> tuple[int, list[Document]]:
+    """Documents others added to the record in the last ``days`` that the patient may see: (count, latest).
+    One query (the count rides along as a window function) plus the policy's one, whatever the size of
+    the record."""
+    now = now or utcnow()
+    decision = decide(session, Actor.patient(patient_id), patient_id, now=now)
+    if not decision.allowed or decision.scope is None:
+        return 0, []
+    since = now - dt.timedelta(days=days)
+    conditions = [decision.scope.document_filter(), Document.source != "patient", Document.replaced_by_id.is_(None),
+                  func.coalesce(Document.released_at, Document.submitted_at) >= since]
+    rows = session.execute(select(Document, func.count().over().label("total")).where(*conditions)
+                           .order_by(Document.submitted_at.desc(), Document.id.desc()).limit(limit)).all()
+    return (int(rows[0].total) if rows else 0), [row[0] for row in rows]
+
+
+def flags(codes: Iterable[str]) -> tuple[str, ...]:
+    """Normalise received confidentiality codes (upper-case, known ones kept in a stable order)."""
+    wanted = {c.strip().upper() for c in codes if c and c.strip()}
+    return tuple(c for c in CONFIDENTIALITY_LEVELS + VISIBILITY_FLAGS if c in wanted)

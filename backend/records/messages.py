@@ -1,0 +1,19 @@
+"""Patient-facing messages of the record."""
+from backend.i18n import register_messages
+
+register_messages({
+    "access_blocked": {"fr": "Le titulaire du dossier a bloqué votre accès.",
+                       "en": "The record holder has blocked your access."},
+    "access_no_consent": {"fr": "Vous n'êtes pas autorisé(e) à consulter ce dossier.",
+                          "en": "You are not authorised to read this record."},
+    "access_no_record": {"fr": "Aucun dossier n'existe pour ce patient.", "en": "No record exists for this patient."},
+    "access_account_closed": {"fr": "Ce dossier est fermé.", "en": "This record is closed."},
+    "access_emergency_disabled": {"fr": "Le patient a désactivé cet accès en urgence.",
+                                  "en": "The patient has disabled this emergency access."},
+    "access_reason_required": {"fr": "Un accès en urgence exige un motif (X-Purpose-Reason).",
+                               "en": "An emergency access requires a reason (X-Purpose-Reason)."},
+    "access_not_regulator": {"fr": "Seul un médecin régulateur du SAMU peut déclarer ETREAT.",
+                             "en": "Only a SAMU regulator may declare ETREAT."},
+    "access_other_patient": {"fr": "Ce dossier n'est pas le vôtre.", "en": "This record is not yours."},
+    "access_owner": {"fr": "Accès autorisé.", "en": "Access granted."},
+})

@@ -1,0 +1,354 @@
+"""Profile views built from the record's documents, always through the reader's ``Scope``:
+
+- medicines dispensed (the DP view): dispensation documents (classCode 43 / typeCode 60593-1) of the last
+  ``months`` months; the CDA's dispensed items when the document is structured (eDISP-MED), else the
+  document itself;
+- reimbursement history: REMB documents of the Assurance Maladie (CNAM-HR), and their entries as
+  "Mon histoire de santé" episodes by kind (consultations, medicines, biology, imaging, hospital, devices,
+  vaccines);
+- oncology pathway (DCC): RCP (34794-8) and PPS (18776-5) documents in date order.
+
+Each view costs a fixed number of queries (metadata and encrypted content in one go); parsing is done in
+memory with a hardened XML parser (no entities, no network, no DTD).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from lxml import etree
+from sqlalchemy import case, func, or_, select
+from sqlalchemy.orm import Session
+
+from backend.records.crypto import Vault
+from backend.records.models import Document, DocumentContent
+from backend.records.policy import Scope
+from backend.records.profile_kinds import PARIS
+
+log = logging.getLogger(__name__)
+
+HL7 = "urn:hl7-org:v3"
+NS = {"h": HL7, "pharm": "urn:ihe:pharm:medication"}
+DISPENSATION_CLASS, DISPENSATION_TYPE = "43", "60593-1"
+REIMBURSEMENT_CLASS, REIMBURSEMENT_TYPE = "60", "REMB"
+ONCOLOGY_TYPES = {"34794-8": "rcp", "18776-5": "pps"}
+REIMBURSEMENT_DOCUMENTS_PARSED = 24   # the newest current REMB documents read for episodes
+EPISODE_KINDS = ("consultations", "medicines", "biology", "imaging", "hospital", "devices", "vaccines")
+MAX_PARSE_BYTES = 20 * 1024 * 1024
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                          huge_tree=False, remove_comments=True, remove_pis=True)
+
+
+def document_content_context(document_id: int) -> str:
+    # The AAD the documents feature seals originals with (crypto.py: "document:<id>").
+    return f"document:{document_id}"
+
+
+def _date_of(doc: Document) -> dt.datetime:
+    return doc.service_date or doc.submitted_at
+
+
+def _months_back(now: dt.datetime, months: int) -> dt.datetime:
+    """The same day ``months`` calendar months earlier (clamped to the month's last day), local midnight."""
+    local = now.astimezone(PARIS)
+    year, month = divmod(local.year * 12 + (local.month - 1) - months, 12)
+    month += 1
+    day = local.day
+    while True:
+        try:
+            start = dt.datetime(year, month, day, tzinfo=PARIS)
+            break
+        except ValueError:
+            day -= 1
+    return start.astimezone(dt.timezone.utc)
+
+
+def _document_view(doc: Document) -> dict[str, Any]:
+    return {"id": doc.id, "title": doc.title, "date": _date_of(doc), "type_code": doc.type_code,
+            "class_code": doc.class_code, "category": doc.category, "author_name": doc.author_name,
+            "author_organisation": doc.author_organisation, "mime_type": doc.mime_type}
+
+
+def _with_content(session: Session, query: Any) -> list[tuple[Document, bytes | None]]:
+    rows = session.execute(query.add_columns(DocumentContent.ciphertext)
+                           .outerjoin(DocumentContent, DocumentContent.document_id == Document.id)).all()
+    return [(doc, ciphertext) for doc, ciphertext in rows]
+
+
+def _open_document(vault: Vault, doc: Document, ciphertext: bytes | None) -> bytes | None:
+    if ciphertext is None:
+        return None
+    try:
+        return vault.open(doc.patient_id, ciphertext, document_content_context(doc.id))
+    except (InvalidTag, ValueError):
+        log.warning("document %s: content could not be opened", doc.id)
+        return None
+
+
+def clinical_document(raw: bytes | None) -> etree._Element | None:
+    """The CDA ClinicalDocument in ``raw`` (also when wrapped in an XSLT stylesheet), or None."""
+    if not raw or len(raw) > MAX_PARSE_BYTES or b"ClinicalDocument" not in raw:
+        return None
+    try:
+        root = etree.fromstring(raw, _PARSER)
+    except etree.XMLSyntaxError:
+        return None
+    if root.tag == f"{{{HL7}}}ClinicalDocument":
+        return root
+    return next(root.iter(f"{{{HL7}}}ClinicalDocument"), None)
+
+
+_TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$")
+
+
+def hl7_time(value: str | None) -> dt.datetime | None:
+    """An HL7 TS ("20241225093000+0100", "20190526") as an aware UTC datetime (no offset: French time)."""
+    if not value:
+        return None
+    m = _TS.match(value.strip())
+    if not m:
+        return None
+    year, month, day, hour, minute, second, offset = m.groups()
+    try:
+        if offset:
+            sign = 1 if offset[0] == "+" else -1
+            tz: dt.tzinfo = dt.timezone(sign * dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
+        else:
+            tz = PARIS
+        value_dt = dt.datetime(int(year), int(month or 1), int(day or 1), int(hour or 0),
+                               int(minute or 0), int(second or 0), tzinfo=tz)
+    except ValueError:
+        return None
+    return value_dt.astimezone(dt.timezone.utc)
+
+
+def _text(el: etree._Element | None) -> str | None:
+    if el is None:
+        return None
+    text = " ".join(t.strip() for t in el.itertext() if t.strip())
+    return re.sub(r"\s+", " ", text) or None
+
+
+class _Narrative:
+    """Resolves ``<reference value="#id"/>`` to the narrative's text."""
+
+    def __init__(self, cda: etree._Element) -> None:
+        self.by_id = {el.get("ID"): el for el in cda.iter() if isinstance(el.tag, str) and el.get("ID")}
+
+    def resolve(self, el: etree._Element | None) -> str | None:
+        if el is None:
+            return None
+        ref = el.find(".//h:reference", NS)
+        target = ref.get("value") if ref is not None else None
+        if not target or not target.startswith("#"):
+            return None
+        found = self.by_id.get(target[1:])
+        if found is None:
+            # Producers sometimes point at a row's id while the narrative only labels its cells
+            # ("#med-002" → "med-002-delivre"): take the first cell of that row.
+            found = next((el for key, el in self.by_id.items() if key.startswith(target[1:] + "-")), None)
+        return _text(found)
+
+
+def _first_time(el: etree._Element, paths: tuple[str, ...]) -> dt.datetime | None:
+    for path in paths:
+        for node in el.iterfind(path, NS):
+            found = hl7_time(node.get("value"))
+            if found is not None:
+                return found
+    return None
+
+
+# --- medicines dispensed ------------------------------------------------------------------------------
+
+def dispensed_items(cda: etree._Element) -> list[dict[str, Any]]:
+    """The dispensed items of an eDISP-MED document (IHE PHARM DIS supply entries)."""
+    narrative = _Narrative(cda)
+    document_time = _first_time(cda, ("h:documentationOf/h:serviceEvent/h:effectiveTime/h:low",
+                                      "h:documentationOf/h:serviceEvent/h:effectiveTime", "h:effectiveTime"))
+    items = []
+    for section in cda.iterfind(".//h:structuredBody/h:component/h:section", NS):
+        pharmacy = _text(section.find("h:author/h:assignedAuthor/h:representedOrganization/h:name", NS))
+        for supply in section.iterfind("h:entry/h:supply", NS):
+            if supply.get("moodCode", "EVN") != "EVN":
+                continue
+            material = supply.find("h:product/h:manufacturedProduct/h:manufacturedMaterial", NS)
+            name = code = generic = form = None
+            if material is not None:
+                name = _text(material.find("h:name", NS)) or narrative.resolve(material.find("h:code", NS))
+                code_el = material.find("h:code", NS)
+                if code_el is not None:
+                    code = code_el.get("code") or next(
+                        (t.get("code") for t in code_el.iterfind("h:translation", NS) if t.get("code")), None)
+                generic = _text(material.find("pharm:asSpecializedKind/pharm:generalizedMedicineClass/pharm:name", NS))
+                form_el = material.find("pharm:asContent/pharm:containerPackagedMedicine/pharm:formCode", NS)
+                form = form_el.get("displayName") if form_el is not None else None
+            name = name or narrative.resolve(supply.find("h:text", NS))
+            quantity_el = supply.find("h:quantity", NS)
+            quantity = None
+            if quantity_el is not None and quantity_el.get("value"):
+                try:
+                    quantity = float(quantity_el.get("value"))
+                except ValueError:
+                    quantity = None
+            items.append({
+                "name": name, "code": code, "generic": generic,
+                "quantity": int(quantity) if quantity is not None and quantity.is_integer() else quantity,
+                "package": form,
+                "dispensed_at": _first_time(supply, ("h:effectiveTime", "h:effectiveTime/h:low")) or document_time,
+                "pharmacy": pharmacy,
+            })
+    return items
+
+
+def _dispensation_filter() -> Any:
+    return or_(Document.class_code == DISPENSATION_CLASS, Document.type_code == DISPENSATION_TYPE)
+
+
+def dispensed(session: Session, vault: Vault, scope: Scope, *, now: dt.datetime, months: int, limit: int,
+              offset: int = 0) -> dict[str, Any]:
+    """Dispensations of the last ``months`` months, newest first (by dispensation date)."""
+    since = _months_back(now, months)
+    date = func.coalesce(Document.service_date, Document.submitted_at)
+    query = (select(Document).where(scope.document_filter(), Document.replaced_by_id.is_(None),
+                                    _dispensation_filter(), date >= since, date <= now)
+             .order_by(date.desc(), Document.id.desc()).offset(offset).limit(limit + 1))
+    rows = _with_content(session, query)
+    out = []
+    for doc, ciphertext in rows[:limit]:
+        cda = clinical_document(_open_document(vault, doc, ciphertext))
+        items = dispensed_items(cda) if cda is not None else []
+        out.append({"document": _document_view(doc), "dispensed_at": _date_of(doc), "structured": bool(items),
+                    "pharmacy": doc.author_organisation or next((i["pharmacy"] for i in items if i["pharmacy"]), None),
+                    "items": items})
+    return {"since": since, "months": months, "items": out,
+            "next_offset": offset + limit if len(rows) > limit else None}
+
+
+# --- reimbursements ("Mon histoire de santé") ---------------------------------------------------------
+
+_SECTION_KINDS = {"10160-0": "medicines", "11369-6": "vaccines", "46264-8": "devices", "46240-8": "hospital"}
+_CODE_SYSTEM_KINDS = {"1.2.250.1.215.200.4.1": "biology", "1.2.250.1.215.200.3.4": "imaging",
+                      "1.2.250.1.215.200.3.3": "consultations"}
+
+
+def _section_kind(section: etree._Element) -> str | None:
+    code = section.find("h:code", NS)
+    if code is not None and code.get("code") in _SECTION_KINDS:
+        return _SECTION_KINDS[code.get("code")]
+    title = (_text(section.find("h:title", NS)) or "").lower()
+    for word, kind in (("radio", "imaging"), ("imagerie", "imaging"), ("biolog", "biology"),
+                       ("médicament", "medicines"), ("vaccin", "vaccines"), ("dispositif", "devices"),
+                       ("hospitali", "hospital"), ("soins", "consultations"), ("acte", "consultations")):
+        if word in title:
+            return kind
+    return None
+
+
+def reimbursement_episodes(cda: etree._Element) -> list[dict[str, Any]]:
+    """Episodes of a CNAM-HR reimbursement history: one per entry, with its kind, date, label and place."""
+    narrative = _Narrative(cda)
+    episodes = []
+    for section in cda.iterfind(".//h:structuredBody/h:component/h:section", NS):
+        section_kind = _section_kind(section)
+        for entry in section.iterfind("h:entry", NS):
+            act = next((c for c in entry if isinstance(c.tag, str) and not c.tag.endswith("templateId")), None)
+            if act is None:
+                continue
+            code = act.find("h:code", NS)
+            kind = section_kind or (_CODE_SYSTEM_KINDS.get(code.get("codeSystem", "")) if code is not None else None)
+            if kind is None:
+                continue
+            label = (_text(act.find(".//h:manufacturedMaterial/h:name", NS))
+                     or next((t.get("displayName") for t in act.iterfind(".//h:playingDevice/h:code/h:translation", NS)
+                              if t.get("displayName")), None)
+                     or (code.get("displayName") if code is not None else None)
+                     or narrative.resolve(act.find("h:text", NS)))
+            detail = None
+            qualifier = act.find("h:code/h:qualifier/h:value", NS)
+            if qualifier is not None:
+                detail = qualifier.get("displayName")
+            start = _first_time(act, ("h:effectiveTime", "h:effectiveTime/h:low", ".//h:performer/h:time",
+                                      ".//h:author/h:time"))
+            end = _first_time(act, ("h:effectiveTime/h:high",))
+            where = _text(act.find(".//h:performer//h:representedOrganization/h:name", NS))
+            episodes.append({"kind": kind, "date": start, "end": end, "label": label, "detail": detail,
+                             "where": where})
+    return episodes
+
+
+def _reimbursement_filter() -> Any:
+    return or_(Document.type_code == REIMBURSEMENT_TYPE, Document.class_code == REIMBURSEMENT_CLASS,
+               Document.category == "REMB")
+
+
+def reimbursements(session: Session, vault: Vault, scope: Scope, *, kind: str | None, limit: int,
+                   offset: int = 0) -> dict[str, Any]:
+    """The reimbursement documents and their episodes, newest first, optionally of one kind. The same
+    episode found in two cumulative histories is shown once."""
+    date = func.coalesce(Document.service_date, Document.submitted_at)
+    query = (select(Document).where(scope.document_filter(), Document.replaced_by_id.is_(None),
+                                    _reimbursement_filter())
+             .order_by(date.desc(), Document.id.desc()).limit(REIMBURSEMENT_DOCUMENTS_PARSED))
+    documents, seen, episodes = [], set(), []
+    for doc, ciphertext in _with_content(session, query):
+        cda = clinical_document(_open_document(vault, doc, ciphertext))
+        found = reimbursement_episodes(cda) if cda is not None else []
+        documents.append({**_document_view(doc), "structured": bool(found)})
+        for episode in found:
+            key = (episode["kind"], episode["date"], episode["label"], episode["where"])
+            if key not in seen:
+                seen.add(key)
+                episodes.append({**episode, "document_id": doc.id})
+    counts = {k: 0 for k in EPISODE_KINDS}
+    for episode in episodes:
+        counts[episode["kind"]] += 1
+    if kind:
+        episodes = [e for e in episodes if e["kind"] == kind]
+    far_past = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    episodes.sort(key=lambda e: e["date"] or far_past, reverse=True)
+    page = episodes[offset: offset + limit]
+    return {"documents": documents, "counts": counts, "episodes": page,
+            "next_offset": offset + limit if len(episodes) > offset + limit else None}
+
+
+# --- oncology pathway ---------------------------------------------------------------------------------
+
+def oncology_pathway(session: Session, scope: Scope, *, limit: int, offset: int = 0) -> dict[str, Any]:
+    """RCP and PPS documents in date order (oldest first: the pathway as it unfolded)."""
+    date = func.coalesce(Document.service_date, Document.submitted_at)
+    rows = session.scalars(select(Document).where(scope.document_filter(), Document.replaced_by_id.is_(None),
+                                                  Document.type_code.in_(sorted(ONCOLOGY_TYPES)))
+                           .order_by(date, Document.id).offset(offset).limit(limit + 1)).all()
+    return {"steps": [{"step": ONCOLOGY_TYPES[d.type_code or ""], "document": _document_view(d)} for d in rows[:limit]],
+            "next_offset": offset + limit if len(rows) > limit else None}
+
+
+# --- counters for the profile page --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ViewCounts:
+    dispensed: int
+    reimbursements: int
+    oncology: int
+
+
+def view_counts(session: Session, scope: Scope, *, now: dt.datetime, months: int) -> ViewCounts:
+    """How many documents feed each view (one query), for the profile page's links."""
+    since = _months_back(now, months)
+    date = func.coalesce(Document.service_date, Document.submitted_at)
+
+    def count_if(condition: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    row = session.execute(select(
+        count_if(_dispensation_filter() & (date >= since) & (date <= now)),
+        count_if(_reimbursement_filter()),
+        count_if(Document.type_code.in_(sorted(ONCOLOGY_TYPES))),
+    ).where(scope.document_filter(), Document.replaced_by_id.is_(None))).one()
+    return ViewCounts(int(row[0]), int(row[1]), int(row[2]))
