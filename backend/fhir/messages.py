@@ -1,0 +1,37 @@
+"""Texts of the professional FHIR API (OperationOutcome diagnostics) and of the patient's export."""
+from backend.i18n import register_messages
+
+register_messages({
+    "fhir_unauthorized": {"fr": "Authentification requise : jeton porteur (Bearer) d'un professionnel de santé.",
+                          "en": "Authentication required: a health professional's bearer token."},
+    "fhir_invalid_json": {"fr": "Le contenu envoyé n'est pas un JSON valide.", "en": "The body is not valid JSON."},
+    "fhir_unsupported_media_type": {
+        "fr": "Format non accepté : application/fhir+json attendu.",
+        "en": "Unsupported content type: application/fhir+json expected."},
+    "fhir_too_large": {"fr": "Le lot envoyé dépasse la taille maximale acceptée ({limit} octets).",
+                       "en": "The bundle exceeds the maximum accepted size ({limit} bytes)."},
+    "fhir_invalid_resource": {"fr": "Ressource FHIR R4 invalide : {reason}.",
+                              "en": "Invalid FHIR R4 resource: {reason}."},
+    "fhir_not_a_transaction": {"fr": "Un Bundle de type « transaction » est attendu (reçu : {received}).",
+                               "en": "A Bundle of type 'transaction' is expected (received: {received})."},
+    "fhir_mhd_rule": {"fr": "Lot refusé (IHE MHD ITI-65) : {reason}.",
+                      "en": "Bundle refused (IHE MHD ITI-65): {reason}."},
+    "fhir_hash_mismatch": {
+        "fr": "L'empreinte (attachment.hash) du document {entry} ne correspond pas au contenu reçu.",
+        "en": "The hash (attachment.hash) of document {entry} does not match the content received."},
+    "fhir_size_mismatch": {
+        "fr": "La taille déclarée (attachment.size) du document {entry} ne correspond pas au contenu reçu.",
+        "en": "The declared size (attachment.size) of document {entry} does not match the content received."},
+    "fhir_document_too_large": {"fr": "Le document {entry} dépasse la taille maximale ({limit} octets).",
+                                "en": "Document {entry} exceeds the maximum size ({limit} bytes)."},
+    "fhir_unknown_patient": {
+        "fr": "Aucun dossier n'existe pour ce patient (identifiant INS inconnu, dossier refusé ou fermé).",
+        "en": "No record exists for this patient (unknown INS identifier, refused or closed record)."},
+    "fhir_invalid_search": {"fr": "Paramètre de recherche invalide : {reason}.",
+                            "en": "Invalid search parameter: {reason}."},
+    "fhir_invalid_purpose": {
+        "fr": "X-Purpose-Of-Use doit valoir ETREAT ou BTG (reçu : {received}).",
+        "en": "X-Purpose-Of-Use must be ETREAT or BTG (received: {received})."},
+    "fhir_not_found": {"fr": "La ressource demandée n'existe pas ou ne vous est pas accessible.",
+                       "en": "The requested resource does not exist or is not available to you."},
+})
