@@ -1,0 +1,238 @@
+"""The Carnet app: builds the ScreenManager from a registry of lazily loaded screens.
+
+Run it with ``python -m mobile``. Settings come from the environment:
+``CARNET_API_URL`` (default ``http://127.0.0.1:5000``) and ``CARNET_LANG`` (``fr`` | ``en``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from kivy.app import App
+from kivy.core.window import Window
+from kivy.lang import Builder
+from kivy.properties import BooleanProperty, ObjectProperty, OptionProperty, StringProperty
+from kivy.uix.floatlayout import FloatLayout
+from kivy.uix.screenmanager import NoTransition, ScreenManager, SlideTransition
+from kivy.utils import platform
+
+from mobile import i18n, theme, widgets
+from mobile.api import CarnetClient
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "http://127.0.0.1:5000"
+PHONE_PLATFORMS = ("android", "ios")
+# A portrait phone, in pixels, when running on a desktop.
+DESKTOP_WINDOW_SIZE = (400, 760)
+ANDROID_BACK_KEY = 27
+
+
+@dataclass(frozen=True)
+class ScreenEntry:
+    """Where a screen lives; its ``.kv`` sits next to the module with the same name."""
+
+    module: str
+    class_name: str
+
+    def load(self) -> type:
+        module = importlib.import_module(self.module)
+        kv_file = str(Path(module.__file__).with_suffix(".kv"))
+        if kv_file not in Builder.files:
+            Builder.load_file(kv_file)
+        return getattr(module, self.class_name)
+
+
+SCREENS: dict[str, ScreenEntry] = {
+    "welcome": ScreenEntry("mobile.screens.welcome", "WelcomeScreen"),
+    "activation": ScreenEntry("mobile.screens.activation", "ActivationScreen"),
+    "login": ScreenEntry("mobile.screens.login", "LoginScreen"),
+    "home": ScreenEntry("mobile.screens.home", "HomeScreen"),
+    **{n: ScreenEntry(f"mobile.screens.{n}", c) for n, c in (("inbox", "InboxScreen"), ("inbox_thread", "InboxThreadScreen"), ("inbox_compose", "InboxComposeScreen"), ("inbox_save", "InboxSaveScreen"))},  # noqa: E501  (secure inbox)
+    **{n: ScreenEntry(f"mobile.screens.{n}", c) for n, c in (("agenda", "AgendaScreen"), ("agenda_booking", "AgendaBookingScreen"), ("agenda_detail", "AgendaDetailScreen"), ("agenda_prevention", "AgendaPreventionScreen"), ("agenda_export", "AgendaExportScreen"))},  # noqa: E501  (health agenda)
+    **{n: ScreenEntry(f"mobile.screens.{n}", c) for n, c in (("notifications", "NotificationCentreScreen"), ("notification_settings", "NotificationSettingsScreen"), ("notification_push", "PushRegistrationScreen"))},  # noqa: E501  (notifications)
+    **{n: ScreenEntry(f"mobile.screens.{n}", c) for n, c in (("documents", "DocumentsScreen"), ("document_viewer", "DocumentViewerScreen"), ("documents_upload", "DocumentUploadScreen"), ("profile", "ProfileScreen"), ("profile_measure", "ProfileMeasureScreen"), ("profile_entries", "ProfileEntriesScreen"), ("directives", "DirectivesScreen"), ("access", "AccessScreen"), ("access_professional", "AccessProfessionalScreen"), ("history", "HistoryScreen"), ("migration_review", "MigrationReviewScreen"))},  # noqa: E501  (the record)
+    "settings": ScreenEntry("mobile.screens.settings", "SettingsScreen"),
+    "emergency_card": ScreenEntry("mobile.screens.emergency_card", "EmergencyCardScreen"),
+    **{n: ScreenEntry(f"mobile.screens.{n}", c) for n, c in (("catalog", "CatalogScreen"), ("catalog_service", "CatalogServiceScreen"), ("catalog_consent", "CatalogConsentScreen"), ("catalog_connections", "CatalogConnectionsScreen"))},  # noqa: E501  (catalogue of services)
+}
+FIRST_SCREEN = "welcome"
+# Screens of the way in: never where a new session resumes.
+BACK_TO_WELCOME = ("welcome", "activation", "login")
+# Where the back key leads; a screen missing here closes the app (Android convention).
+BACK_TO = {
+    "activation": "welcome", "login": "welcome",
+    **dict.fromkeys(("inbox", "agenda", "notifications", "catalog", "documents", "profile", "directives",
+                     "access", "history", "migration_review", "settings", "emergency_card"), "home"),
+    "inbox_thread": "inbox", "inbox_compose": "inbox", "inbox_save": "inbox_thread",
+    **dict.fromkeys(("agenda_booking", "agenda_detail", "agenda_prevention", "agenda_export"), "agenda"),
+    "notification_settings": "notifications", "notification_push": "notification_settings",
+    "document_viewer": "documents", "documents_upload": "documents",
+    "profile_measure": "profile", "profile_entries": "profile", "access_professional": "access",
+    "catalog_service": "catalog", "catalog_consent": "catalog_service", "catalog_connections": "catalog",
+}
+
+
+class CarnetApp(App):
+    title = "Carnet"
+
+    api_url = StringProperty(DEFAULT_API_URL)
+    language = OptionProperty(i18n.DEFAULT_LANGUAGE, options=i18n.LANGUAGES)
+    client = ObjectProperty(None)
+    busy = BooleanProperty(False)
+    signed_in = BooleanProperty(False)
+    given_name = StringProperty("")
+    # A sentence for the welcome screen after the session ended (logout, expiry).
+    notice = StringProperty("")
+    # The screen the patient was on when the session expired: where signing in again leads.
+    resume_screen = StringProperty("")
+
+    def build(self):
+        i18n.set_language(self.language)
+        if platform not in PHONE_PLATFORMS:
+            Window.size = DESKTOP_WINDOW_SIZE
+        Window.clearcolor = theme.BACKGROUND
+        # Keep the focused field visible above the soft keyboard.
+        Window.softinput_mode = "below_target"
+        Window.bind(on_keyboard=self._on_keyboard)
+        widgets.load_kv()
+
+        self.client = CarnetClient(self.api_url, language=self.language)
+        root = FloatLayout()
+        self.manager = ScreenManager(transition=SlideTransition(duration=0.2))
+        root.add_widget(self.manager)
+        self.busy_overlay = widgets.BusyOverlay()
+        self.bind(busy=self.busy_overlay.setter("active"))
+        root.add_widget(self.busy_overlay)
+        self.show(FIRST_SCREEN)
+        return root
+
+    # -- navigation -------------------------------------------------------------------
+
+    def screen(self, name: str):
+        """The screen called ``name``, built (and its module and kv loaded) on first use."""
+        if not self.manager.has_screen(name):
+            screen_class = SCREENS[name].load()
+            self.manager.add_widget(screen_class(name=name))
+        return self.manager.get_screen(name)
+
+    def show(self, name: str, direction: str = "left"):
+        screen = self.screen(name)
+        if self.manager.current != name:
+            self.manager.transition.direction = direction
+            self.manager.current = name
+        return screen
+
+    def back(self, name: str):
+        return self.show(name, direction="right")
+
+    def _on_keyboard(self, _window, key, *_args) -> bool:
+        if key != ANDROID_BACK_KEY or self.busy:
+            return key == ANDROID_BACK_KEY
+        # A screen that knows where it was opened from (``back_target``) says so; else the table.
+        target = getattr(self.manager.current_screen, "back_target", None) or BACK_TO.get(self.manager.current)
+        if target is None:
+            return False
+        self.back(target)
+        return True
+
+    # -- session ----------------------------------------------------------------------
+
+    def signed_in_as(self, given_name: str | None = None) -> None:
+        """The second factor was accepted: the client holds an access token now."""
+        self.signed_in = True
+        if given_name:
+            self.given_name = given_name
+        self.notice = ""
+        resume, self.resume_screen = self.resume_screen, ""
+        self.show(resume if resume in SCREENS and resume not in BACK_TO_WELCOME else "home")
+        self._forget_journeys()
+
+    def signed_out(self, notice: str = "") -> None:
+        """Back to the welcome screen with nothing of the patient left in memory."""
+        self.client.forget_token()
+        self.signed_in = False
+        self.given_name = ""
+        self.notice = notice
+        self.resume_screen = ""
+        self.back("welcome")
+        self._forget_journeys()
+        if self.manager.has_screen("home"):
+            self.manager.get_screen("home").reset()
+
+    def session_expired(self, screen_name: str) -> None:
+        """The server refused the token (expired, revoked from another device): sign in again,
+        then come back to ``screen_name``. Called once for all screens by ``CarnetScreen.call``."""
+        self.signed_out(i18n._("Votre session a expiré. Reconnectez-vous."))
+        self.resume_screen = screen_name
+
+    def _forget_journeys(self) -> None:
+        # Passwords and codes typed on the way in must not stay in widgets.
+        for name in ("activation", "login"):
+            if self.manager.has_screen(name):
+                self.manager.get_screen(name).reset()
+
+    def reset(self) -> None:
+        """Forget everything and rebuild the first screen (used between UI test scenarios)."""
+        self.busy = False
+        self.client.forget_token()
+        self.signed_in = False
+        self.given_name = ""
+        self.notice = ""
+        transition = self.manager.transition
+        self.manager.transition = NoTransition()
+        self.show(FIRST_SCREEN)
+        for screen in list(self.manager.screens):
+            if screen.name != FIRST_SCREEN:
+                self.manager.remove_widget(screen)
+        self.manager.get_screen(FIRST_SCREEN).reset()
+        self.manager.transition = transition
+
+    def apply_preferences(self, prefs: dict, rebuild_from: str | None = None) -> None:
+        """Language and text size from the settings: every screen is rebuilt so its texts and sizes
+        follow; the patient stays on ``rebuild_from`` (the session is kept)."""
+        i18n.set_language(prefs["language"])
+        self.language = prefs["language"]
+        self.client.language = prefs["language"]
+        theme.apply_text_scale(prefs["text_size"])
+        if rebuild_from is None:
+            return
+        transition = self.manager.transition
+        self.manager.transition = NoTransition()
+        from kivy.uix.screenmanager import Screen
+
+        blank = Screen(name="_rebuilding")
+        self.manager.add_widget(blank)
+        self.manager.current = blank.name
+        for screen in list(self.manager.screens):
+            if screen is not blank:
+                self.manager.remove_widget(screen)
+        self.show(rebuild_from)
+        self.manager.remove_widget(blank)
+        self.manager.transition = transition
+
+    def on_stop(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
+def main() -> None:
+    language = os.environ.get("CARNET_LANG", i18n.DEFAULT_LANGUAGE)
+    if language not in i18n.LANGUAGES:
+        raise SystemExit(f"CARNET_LANG must be one of {', '.join(i18n.LANGUAGES)}")
+    from mobile.screens.settings import load_preferences
+
+    prefs = load_preferences()  # language and text size chosen in the settings, if any
+    if "CARNET_LANG" in os.environ:
+        prefs["language"] = language
+    theme.apply_text_scale(prefs["text_size"])
+    CarnetApp(
+        api_url=os.environ.get("CARNET_API_URL", DEFAULT_API_URL), language=prefs["language"]
+    ).run()
+
+
+__all__ = ["SCREENS", "CarnetApp", "ScreenEntry", "main"]

@@ -1,0 +1,81 @@
+"""Export: download the agenda as an .ics file, or subscribe another calendar to a secret link whose
+events say only "Rendez-vous médical" unless the patient chooses to show the details."""
+
+from __future__ import annotations
+
+from kivy.properties import BooleanProperty, StringProperty
+
+from mobile.api import ApiError
+from mobile.i18n import _, format_datetime
+
+from .agenda_common import agenda_api, load_kv, saved_file
+from .base import CarnetScreen
+
+load_kv()
+
+
+class AgendaExportScreen(CarnetScreen):
+    active = BooleanProperty(False)
+    show_details = BooleanProperty(False)
+    link = StringProperty("")
+    status = StringProperty("")
+    notice = StringProperty("")
+
+    def on_pre_enter(self, *_args) -> None:
+        self.notice = ""
+        self.call(agenda_api().feed, self._show, self._failed)
+
+    def _show(self, feed: dict) -> None:
+        self.active = bool(feed.get("active"))
+        self.show_details = bool(feed.get("show_details"))
+        if feed.get("url"):
+            self.link = feed["url"]
+        if not self.active:
+            self.link = ""
+            self.status = _("Aucun lien d'abonnement actif.")
+        else:
+            fetched = format_datetime(feed.get("last_fetched_at"))
+            self.status = _("Lien actif, lu {count} fois{last}.").format(
+                count=feed.get("fetch_count", 0), last=(", " + _("dernière lecture {when}").format(when=fetched))
+                if fetched else "")
+
+    def create_link(self) -> None:
+        show = self.ids.details_switch.active
+        self.call(lambda: agenda_api().create_feed(show), self._created, self._failed)
+
+    def _created(self, feed: dict) -> None:
+        self._show(feed)
+        self.notice = _("Copiez ce lien dans votre application de calendrier (« s'abonner à un calendrier »). "
+                        "Il ne sera plus affiché ensuite.")
+
+    def toggle_details(self, value: bool) -> None:
+        if not self.active or value == self.show_details:
+            return
+        self.call(lambda: agenda_api().set_feed_details(value), self._show, self._failed)
+
+    def revoke(self) -> None:
+        def revoked(_result) -> None:
+            self.notice = _("Le lien est révoqué : les calendriers abonnés ne reçoivent plus rien.")
+            self._show({"active": False})
+
+        self.call(agenda_api().revoke_feed, revoked, self._failed)
+
+    def download_all(self) -> None:
+        def saved(data: bytes) -> None:
+            path = saved_file("agenda-carnet.ics", data)
+            self.notice = _("Agenda enregistré : {name}").format(name=path.name)
+
+        self.call(agenda_api().export_ics, saved, self._failed)
+
+    def _failed(self, error: ApiError) -> None:
+        if error.status == 401:
+            self.app.signed_out(_("Votre session a expiré. Reconnectez-vous."))
+        else:
+            self.error = error.detail
+
+    def reset(self) -> None:
+        super().reset()
+        self.link = ""
+        self.status = ""
+        self.notice = ""
+        self.active = False

@@ -1,0 +1,90 @@
+"""Signing in: NIR and password, then the one-time code of the second factor."""
+
+from __future__ import annotations
+
+from kivy.properties import OptionProperty
+from kivy.uix.screenmanager import NoTransition, SlideTransition
+
+from mobile.api import ApiError
+from mobile.api.fields import FieldProblem, normalise_nir, normalise_otp
+from mobile.i18n import _
+
+from .base import CarnetScreen
+
+STEPS = ("credentials", "otp")
+
+
+class LoginScreen(CarnetScreen):
+    step = OptionProperty("credentials", options=STEPS)
+
+    def start(self) -> None:
+        self.reset()
+
+    def go_back(self) -> None:
+        if self.step == "otp":
+            self.client.forget_token()
+            self.error = ""
+            self.ids.code.text = ""
+            self._go_to("credentials", direction="right")
+        else:
+            self.app.back("welcome")
+            self.reset()
+
+    def reset(self) -> None:
+        super().reset()
+        for field in ("nir", "password", "code"):
+            self.ids[field].text = ""
+        self._go_to("credentials", animate=False)
+
+    def _go_to(self, step: str, direction: str = "left", animate: bool = True) -> None:
+        self.step = step
+        steps = self.ids.steps
+        steps.transition = (
+            SlideTransition(direction=direction, duration=0.2) if animate else NoTransition()
+        )
+        steps.current = step
+
+    # -- first factor -------------------------------------------------------------------
+
+    def submit_credentials(self) -> None:
+        try:
+            nir = normalise_nir(self.ids.nir.text)
+        except FieldProblem as problem:
+            self.error = _(problem.message)
+            return
+        password = self.ids.password.text
+        if not password:
+            self.error = _("Saisissez votre mot de passe.")
+            return
+        self.call(lambda: self.client.login(nir, password), self._password_accepted)
+
+    def _password_accepted(self, result: dict) -> None:
+        self.ids.password.text = ""
+        if result.get("next") == "enrol":
+            # Activated earlier but left before the second factor: finish that first.
+            self.app.show("activation").resume_enrolment()
+            self.reset()
+            return
+        self._go_to("otp")
+        self.ids.code.focus = True
+
+    # -- second factor ------------------------------------------------------------------
+
+    def submit_code(self) -> None:
+        try:
+            code = normalise_otp(self.ids.code.text)
+        except FieldProblem as problem:
+            self.error = _(problem.message)
+            return
+        self.call(lambda: self.client.verify_otp(code), self._code_accepted, self._code_refused)
+
+    def _code_accepted(self, _result: dict) -> None:
+        self.app.signed_in_as()
+
+    def _code_refused(self, error: ApiError) -> None:
+        self.ids.code.text = ""
+        self.error = error.detail
+        if error.status == 401 and error.code != "invalid_otp":
+            # The sign-in attempt itself is over (expired or revoked): start again.
+            self.client.forget_token()
+            self._go_to("credentials", direction="right")
