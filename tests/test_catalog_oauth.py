@@ -129,6 +129,31 @@ def test_bad_authorization_requests_are_refused(client, world, change, error):
     assert r.status_code == 422  # PKCE is mandatory
 
 
+@pytest.mark.parametrize("change", [{"response_type": "°C"}, {"response_type": 'co"de'},
+                                    {"redirect_uri": "https://journal-diabète.example.fr/cb"},
+                                    {"redirect_uri": "fr.example.diabete:/call\\back"}],
+                         ids=["response_type_non_ascii", "response_type_quote", "redirect_uri_non_ascii",
+                              "redirect_uri_backslash"])
+def test_characters_outside_the_oauth_error_set_are_a_400_with_a_reason(client, world, change):
+    """Authlib refuses to build an error quoting them (ValueError): the request is refused before, with a
+    problem+json naming the parameter (French first, English on request), and nothing is granted."""
+    verifier, challenge = pkce()
+    params = {"response_type": "code", "client_id": "journal-diabete-client", "scope": "measures.glucose.read",
+              "state": "s", "code_challenge": challenge, "code_challenge_method": "S256", **change}
+    (name,) = change
+    r = client.get("/api/v1/catalog/oauth/authorize", query_string=params, headers=world["headers"])
+    assert r.status_code == 400 and r.mimetype == "application/problem+json", r.get_data(as_text=True)
+    body = r.get_json()
+    assert body["code"] == "catalog_oauth_invalid_characters" and body["status"] == 400
+    assert f"le paramètre {name} contient des caractères non autorisés" in body["detail"]
+    assert body["errors"] == [{"field": name, "message": body["detail"]}]
+    r = client.post("/api/v1/catalog/oauth/authorize", query_string=params,
+                    json={"permissions": ["measures.glucose.read"]}, headers={**world["headers"], "Accept-Language": "en"})
+    assert r.status_code == 400 and r.mimetype == "application/problem+json", r.get_data(as_text=True)
+    assert r.get_json()["detail"].startswith(f"Invalid authorisation request: parameter {name} contains characters")
+    assert client.get("/api/v1/catalog/connections", headers=world["headers"]).get_json()["items"] == []
+
+
 def test_authorization_needs_the_patient_session(client, world):
     verifier, challenge = pkce()
     params = {"response_type": "code", "client_id": "journal-diabete-client", "code_challenge": challenge,

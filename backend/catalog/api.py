@@ -8,6 +8,8 @@ import datetime as dt
 from typing import Any
 
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.base import invalid_error_characters
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -186,7 +188,22 @@ def _oauth_refusal(error: OAuth2Error) -> DomainError:
                        errors=[{"field": error.error, "message": error.description or error.error}])
 
 
+# Parameters Authlib may quote in an error description. RFC 6749 (4.1.2.1) allows only printable ASCII,
+# without double quote and backslash, there: Authlib raises ValueError (a 500) rather than build such an
+# error. The parameters' own grammars (Appendix A) are printable ASCII too, so nothing valid is refused.
+_QUOTED_PARAMETERS = ("response_type", "redirect_uri", "client_id", "scope", "code_challenge_method")
+
+
+def _check_parameter_characters() -> None:
+    for name in _QUOTED_PARAMETERS:
+        if any(invalid_error_characters(value) for value in request.values.getlist(name)):
+            detail = message("catalog_oauth_invalid_characters", name=name)
+            raise DomainError("catalog_oauth_invalid_characters", 400, name=name,
+                              errors=[{"field": name, "message": detail}])
+
+
 def _consent_grant(patient_id: int) -> Any:
+    _check_parameter_characters()
     try:
         return oauth.server().get_consent_grant(end_user=patient_id)
     except OAuth2Error as error:

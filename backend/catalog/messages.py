@@ -95,6 +95,11 @@ register_messages({
     "catalog_unknown_region": {"fr": "Région inconnue : {value}.", "en": "Unknown region: {value}."},
     "catalog_oauth_error": {"fr": "Demande d'autorisation invalide : {description}",
                             "en": "Invalid authorisation request: {description}"},
+    "catalog_oauth_invalid_characters": {
+        "fr": "Demande d'autorisation invalide : le paramètre {name} contient des caractères non autorisés "
+              "(caractères ASCII imprimables attendus, sans guillemet ni barre oblique inverse).",
+        "en": "Invalid authorisation request: parameter {name} contains characters that are not allowed "
+              "(printable ASCII expected, without double quote or backslash)."},
     # the service API
     "catalog_insufficient_scope": {"fr": "Le patient n'a pas autorisé ce service à faire cela.",
                                    "en": "The patient has not allowed this service to do this."},
