@@ -50,10 +50,7 @@ OPERATIONS = _spec_operations()
 
 # Operations whose fuzzing finds a bug still open, with the bug: strict, so the fix is noticed. A label may
 # name the one database where it shows ("sqlite:POST /…").
-KNOWN_BUGS: dict[str, str] = {
-    "GET /api/v1/record/export/fhir": "the 200 is documented as a binary string but sent as application/fhir+json "
-                                      "(a JSON object): the schema should say type: object",
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def _params() -> Iterator[Any]:

@@ -22,6 +22,22 @@ blp = Blueprint("record_export", __name__, url_prefix="/api/v1/record/export",
                 description="Take my data with me: the whole record, to keep or to take elsewhere")
 
 BINARY = {"schema": {"type": "string", "format": "binary"}}
+# The FHIR export is JSON (streamed, but one object): described as what it is, a FHIR R4 Bundle of type
+# collection, so a client (and the fuzzer) can check it; the resources themselves are FHIR's to define.
+FHIR_BUNDLE = {"schema": {
+    "type": "object", "required": ["resourceType", "id", "type", "timestamp", "entry"],
+    "description": "FHIR R4 Bundle (http://hl7.org/fhir/R4/bundle.html)",
+    "properties": {
+        "resourceType": {"type": "string", "enum": ["Bundle"]},
+        "id": {"type": "string"},
+        "type": {"type": "string", "enum": ["collection"]},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "entry": {"type": "array", "items": {
+            "type": "object", "required": ["fullUrl", "resource"],
+            "properties": {"fullUrl": {"type": "string"},
+                           "resource": {"type": "object", "required": ["resourceType"],
+                                        "properties": {"resourceType": {"type": "string"}}}}}},
+    }}}
 
 
 def _start(kind: str) -> tuple[int, Scope]:
@@ -60,7 +76,7 @@ def _filename(extension: str) -> str:
 @blp.doc(security=[{"bearer": []}], responses={"200": {
     "description": "A FHIR R4 Bundle (collection): Patient, DocumentReference + Binary, AllergyIntolerance, "
                    "Condition, FamilyMemberHistory, MedicationStatement, Immunization, Observation, Consent, "
-                   "AuditEvent.", "content": {"application/fhir+json": BINARY}}})
+                   "AuditEvent.", "content": {"application/fhir+json": FHIR_BUNDLE}}})
 @web.patient_required
 def export_fhir() -> Response:
     """The whole record as one FHIR R4 Bundle (a file to download)."""
