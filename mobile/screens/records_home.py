@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kivy.app import App
-from kivy.properties import BooleanProperty, DictProperty, StringProperty
+from kivy.properties import BooleanProperty, DictProperty, NumericProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 
 from mobile.api import ApiError, CarnetClient
@@ -60,6 +60,7 @@ class RecordsHomeSection(BoxLayout):
     new_label = StringProperty("")
     migration = StringProperty("")
     has_new = BooleanProperty(False)
+    tile_height = NumericProperty(0)
 
     def show(self, home: dict) -> None:
         records = home.get("records") or {}
