@@ -3,6 +3,14 @@
 Every feature calls :func:`record` in the same transaction as the action it records. Writers are
 serialised on the ``audit_head`` row (a row lock on PostgreSQL, the write lock on SQLite), so the
 chain has no forks.
+
+The lock is taken as late as possible: :func:`record` queues the entry on the session, and the entries
+are chained and inserted when the transaction commits (a ``before_commit`` hook, so the action and its
+entry still commit or roll back together), when a statement of this session reads or writes the audit
+tables (so a transaction sees its own entries), or on :func:`chain`. Until then the head row is not
+touched: the queries and the work that follow ``record()`` in a request run without holding the lock,
+which is then held only for the chaining statements and the COMMIT itself. A rollback (of the
+transaction, or of the savepoint the entry was recorded in) drops the queued entries.
 """
 from __future__ import annotations
 
@@ -13,8 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.sql.util import find_tables
 
 from backend.audit.models import AuditEntry, AuditHead
 from backend.db import utcnow
@@ -48,6 +57,9 @@ def ensure_head(session: Session) -> None:
         session.flush()
 
 
+_PENDING = "carnet.audit.pending"  # session.info key: [(transaction recorded in, entry)], in record() order
+
+
 def record(
     session: Session,
     *,
@@ -59,33 +71,95 @@ def record(
     details: dict[str, Any] | None = None,
     at: dt.datetime | None = None,
 ) -> AuditEntry:
-    """Append one entry. Flushes; the caller's transaction commits it with the action."""
-    # Take the lock first (UPDATE), then read the previous hash under it.
+    """Append one entry to the caller's transaction: it is chained (``seq``, ``prev_hash``, ``hash``) and
+    inserted when that transaction commits, or earlier on :func:`chain` or a query of the audit trail."""
+    at = at or utcnow()
+    text = canonical(details)
+    entry = AuditEntry(at=at, actor_type=actor_type, actor_id=None if actor_id is None else str(actor_id),
+                       action=action, patient_id=patient_id, purpose=purpose, details=text,
+                       details_digest=_digest(text))
+    current = session.get_nested_transaction() or session.get_transaction() or session.begin()
+    session.info.setdefault(_PENDING, []).append((current, entry))
+    return entry
+
+
+def pending(session: Session) -> int:
+    """Entries recorded in this session and not chained yet."""
+    return len(session.info.get(_PENDING) or ())
+
+
+def chain(session: Session) -> None:
+    """Chain and insert the queued entries now: take the head lock, link them in order, move the head."""
+    queued = session.info.pop(_PENDING, None)
+    if not queued:
+        return
+    entries = [entry for _, entry in queued]
+    # The action's own writes first, before the lock (a flush can take time: index updates, constraints).
+    session.flush()
+    # Take the lock (UPDATE), then read the previous hash under it; no SELECT runs under the lock.
     row = session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1)
+        update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + len(entries))
         .returning(AuditHead.seq, AuditHead.hash)
     ).one_or_none()
     if row is None:
         ensure_head(session)
-        return record(session, actor_type=actor_type, actor_id=actor_id, action=action, patient_id=patient_id,
-                      purpose=purpose, details=details, at=at)
-    seq, prev_hash = row
-    at = at or utcnow()
-    text = canonical(details)
-    digest = _digest(text)
-    actor = None if actor_id is None else str(actor_id)
-    new_hash = entry_hash(seq, at, actor_type, actor, action, patient_id, purpose, digest, prev_hash)
-    entry = AuditEntry(seq=seq, at=at, actor_type=actor_type, actor_id=actor, action=action, patient_id=patient_id,
-                       purpose=purpose, details=text, details_digest=digest, prev_hash=prev_hash, hash=new_hash)
-    session.add(entry)
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=new_hash))
+        session.info[_PENDING] = queued
+        chain(session)
+        return
+    last_seq, prev_hash = row
+    seq = last_seq - len(entries)
+    for entry in entries:
+        seq += 1
+        entry.seq, entry.prev_hash = seq, prev_hash
+        entry.hash = prev_hash = entry_hash(seq, entry.at, entry.actor_type, entry.actor_id, entry.action,
+                                            entry.patient_id, entry.purpose, entry.details_digest, entry.prev_hash)
+    session.add_all(entries)
     session.flush()
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=prev_hash))
     # Keep the identity map from serving a stale head to a later write in this session (looked up in the
     # map only: a SELECT here would run under the head lock, which every audited request waits for).
     head = session.identity_map.get(session.identity_key(AuditHead, 1))
     if head is not None:
         session.expire(head)
-    return entry
+
+
+_AUDIT_TABLES = frozenset({AuditEntry.__table__, AuditHead.__table__})
+
+
+def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+@event.listens_for(Session, "before_commit")
+def _chain_before_commit(session: Session) -> None:
+    if session.info.get(_PENDING):
+        chain(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _chain_before_audit_statement(state: ORMExecuteState) -> None:
+    """A statement on the audit tables sees (or erases, or counts) this transaction's entries too."""
+    session = state.session
+    if session.info.get(_PENDING) and _AUDIT_TABLES.intersection(
+            find_tables(state.statement, include_aliases=True, include_joins=True, include_crud=True)):
+        chain(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    queued = session.info.get(_PENDING)
+    if queued:
+        session.info[_PENDING] = [(tx, e) for tx, e in queued if not _within(tx, previous_transaction)]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # committed (chained before), rolled back or closed: nothing is left to chain
+        session.info.pop(_PENDING, None)
 
 
 @dataclass

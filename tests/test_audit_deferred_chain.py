@@ -1,0 +1,138 @@
+"""The audit head lock is taken at the last moment: `record()` queues the entry, and the entry is chained
+and inserted when the transaction commits (or when the session reads the audit trail, or on `chain()`).
+The action and its entry still commit or roll back together, and the chain stays verifiable."""
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import func, select
+
+from backend.accounts.models import Patient
+from backend.audit import service as audit
+from backend.audit.models import AuditEntry
+from backend.db import get_db
+from tests.fhir_helpers import Doc, grant, make_pro, post_bundle, provide_bundle, search
+from tests.helpers import NIR_CAMILLE, create_patient
+
+
+def _head_updates(statements: list[str]) -> list[int]:
+    return [i for i, s in enumerate(statements) if s.lstrip().upper().startswith("UPDATE AUDIT_HEAD")]
+
+
+def _entry_inserts(statements: list[str]) -> list[int]:
+    return [i for i, s in enumerate(statements) if s.lstrip().upper().startswith("INSERT INTO AUDIT_ENTRY")]
+
+
+def _record(db, n: int = 0) -> AuditEntry:
+    return audit.record(db, actor_type="professional", actor_id=f"pro{n}", action="record.read", patient_id=1,
+                        purpose="TREAT", details={"n": n})
+
+
+def test_the_head_is_locked_only_at_commit(db, count_queries):
+    audit.ensure_head(db)
+    db.commit()
+    count_queries.statements.clear()
+    db.scalar(select(func.count()).select_from(Patient))  # the transaction has begun
+    first, second = _record(db, 1), _record(db, 2)
+    db.scalar(select(func.count()).select_from(Patient))  # other work after record(): no lock yet
+    assert _head_updates(count_queries.statements) == [] and _entry_inserts(count_queries.statements) == []
+    assert audit.pending(db) == 2 and first.seq is None
+    db.commit()
+    updates, inserts = _head_updates(count_queries.statements), _entry_inserts(count_queries.statements)
+    # one lock for both entries: UPDATE … RETURNING (the lock), the inserts, then the new head hash
+    assert len(updates) == 2 and inserts and updates[0] < min(inserts) and max(inserts) < updates[1]
+    assert audit.pending(db) == 0
+    assert (first.seq, second.seq) == (1, 2) and second.prev_hash == first.hash
+    assert audit.verify(db).ok
+
+
+def test_reading_the_trail_sees_this_transactions_entries(db):
+    _record(db)
+    assert db.scalar(select(func.count()).select_from(AuditEntry)) == 1  # chained before the SELECT ran
+    assert audit.entries_for_patient(db, 1)[0].action == "record.read"
+    db.commit()
+    assert audit.verify(db).ok
+
+
+def test_chain_now_gives_the_sequence_before_commit(db):
+    entry = _record(db)
+    audit.chain(db)
+    assert entry.seq == 1 and entry.prev_hash == audit.GENESIS and len(entry.hash) == 64
+    db.commit()
+    assert audit.verify(db).ok
+
+
+def test_a_rollback_drops_the_queued_entries(db):
+    _record(db, 1)
+    db.rollback()
+    assert audit.pending(db) == 0
+    _record(db, 2)
+    db.commit()
+    entries = db.scalars(select(AuditEntry)).all()
+    assert [(e.seq, e.actor_id) for e in entries] == [(1, "pro2")]
+    assert audit.verify(db).ok
+
+
+def test_a_rolled_back_savepoint_drops_only_its_entries(db):
+    _record(db, 1)
+    savepoint = db.begin_nested()
+    _record(db, 2)
+    savepoint.rollback()
+    with db.begin_nested():
+        _record(db, 3)
+    db.commit()
+    assert [e.actor_id for e in db.scalars(select(AuditEntry).order_by(AuditEntry.seq))] == ["pro1", "pro3"]
+    assert audit.verify(db).ok
+
+
+def test_erasing_details_covers_queued_entries(db):
+    _record(db)
+    assert audit.erase_details(db, 1) == 1
+    db.commit()
+    assert db.scalar(select(AuditEntry.details)) is None and audit.verify(db).ok
+
+
+def test_concurrent_sessions_chain_in_commit_order(app, db):
+    factory = get_db(app).session_factory
+    errors: list[Exception] = []
+
+    def writer(n: int) -> None:
+        session = factory()
+        try:
+            for i in range(8):
+                for k in range(1 + i % 3):  # several entries in one transaction, sometimes
+                    audit.record(session, actor_type="service", actor_id=str(n), action="record.read",
+                                 patient_id=n, details={"i": i, "k": k})
+                session.commit()
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+            session.rollback()
+        finally:
+            session.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    result = audit.verify(db)
+    assert result.ok and result.checked == 4 * sum(1 + i % 3 for i in range(8))
+
+
+def test_iti67_takes_the_lock_after_its_reads(app, client, db, count_queries):
+    camille = create_patient(app)
+    doctor = make_pro(app)
+    grant(app, camille.patient_id, doctor)
+    assert post_bundle(client, doctor, provide_bundle(NIR_CAMILLE, [Doc(b"a"), Doc(b"b")])).status_code == 200
+    search(client, doctor, NIR_CAMILLE)  # the day's access notification exists from now on
+    count_queries.statements.clear()
+    assert len(search(client, doctor, NIR_CAMILLE).get_json()["entry"]) == 2
+    statements = count_queries.statements
+    updates = _head_updates(statements)
+    assert len(updates) == 2, statements
+    # every SELECT of the search (patient, token, policy, count, page) ran before the lock was taken
+    selects = [i for i, s in enumerate(statements) if s.lstrip().upper().startswith("SELECT")]
+    assert selects and max(selects) < updates[0]
+    db.expire_all()
+    assert audit.verify(db).ok
