@@ -303,6 +303,32 @@ def test_bad_bundles_are_refused_and_write_nothing(client, db, camille, doctor, 
     assert count(db, AuditEntry) == before
 
 
+EXTERNAL_DTD = (b'<?xml version="1.0"?><!DOCTYPE ClinicalDocument SYSTEM "http://dtd.example.com/cda.dtd">'
+                b'<ClinicalDocument xmlns="urn:hl7-org:v3"><title>CR</title></ClinicalDocument>')
+# the DOCTYPE past the first megabyte of the prolog (behind a comment), and a byte order mark
+ENTITY_PAST_THE_HEAD = (b"\xef\xbb\xbf<?xml version='1.0'?><!--" + b"x" * (1024 * 1024 + 16) + b"-->"
+                        b"<!DOCTYPE r [<!ENTITY e 'boom'>]><ClinicalDocument xmlns='urn:hl7-org:v3'>&e;</ClinicalDocument>")
+
+
+@pytest.mark.parametrize("content, code", [(EXTERNAL_DTD, "fhir_xml_external_dtd"),
+                                           (ENTITY_PAST_THE_HEAD, "fhir_xml_entities")],
+                         ids=["external_dtd", "entity_past_the_head"])
+def test_unsafe_xml_refuses_the_whole_bundle(client, db, camille, doctor, content, code):
+    """The legacy import's hardened parser decides (migration/xmlsafe.py): the second document, inline, makes
+    the whole submission refused, the first one included; the diagnostics name the entry."""
+    before = count(db, AuditEntry)
+    bundle = provide_bundle(NIR_CAMILLE, [Doc(PDF, mime="application/pdf"), Doc(content, inline=True)])
+    diagnostics = assert_outcome(post_bundle(client, doctor, bundle), 422, code)["issue"][0]["diagnostics"]
+    assert diagnostics.startswith("Le document ") and "est refusé" in diagnostics
+    assert count(db, Document) == 0 and count(db, DocumentContent) == 0 and count(db, AuditEntry) == before
+
+
+def test_text_that_merely_starts_like_xml_is_not_refused(client, db, camille, doctor):
+    """Only entity and DTD declarations are a deposit's business: other XML faults are the viewer's."""
+    assert len(deposit(client, doctor, NIR_CAMILLE, Doc(b"<3 merci pour tout\n", mime="text/plain"),
+                       Doc(b"<ClinicalDocument><unclosed></ClinicalDocument>"))) == 2
+
+
 def test_unknown_nir_is_refused(client, db, camille, doctor):
     assert_outcome(post_bundle(client, doctor, provide_bundle(NIR_LOUIS, [Doc(PDF)])), 422, "fhir_unknown_patient")
     assert count(db, Document) == 0

@@ -227,19 +227,23 @@ def test_fhir_deposits_refuse_hostile_input(app: Flask, client: Any) -> None:
     assert row_counts(app) == before
 
 
-@pytest.mark.xfail(strict=True, reason="ITI-65 stores a CDA whose XML declares entities (XXE, billion laughs) as "
-                   "it is: nothing expands them (the viewer refuses to render it), but the deposit should refuse it "
-                   "with a reason instead of filing an unreadable document in the patient's record")
 @pytest.mark.parametrize("content", [XXE, LAUGHS], ids=["xxe", "billion_laughs"])
-def test_fhir_deposit_of_a_cda_with_entities_is_refused(app: Flask, client: Any, content: bytes) -> None:
+@pytest.mark.parametrize("mime", ["text/xml", "application/pdf"])
+def test_fhir_deposit_of_a_cda_with_entities_is_refused(app: Flask, client: Any, content: bytes, mime: str) -> None:
+    """Refused with the reason (French, English on request) whatever the declared type, nothing written:
+    no document, no audit entry, no notification (every table's row count)."""
     created = create_patient(app)
     activate(client, created)
     pro = make_pro(app)
     before = row_counts(app)
-    bundle = provide_bundle(NIR_CAMILLE, [Doc(content, mime="text/xml")])
+    bundle = provide_bundle(NIR_CAMILLE, [Doc(content, mime=mime)])
     r = client.post("/fhir/R4", data=json.dumps(bundle), content_type=FHIR_JSON, headers=pro.headers())
-    assert 400 <= r.status_code < 500, (r.status_code, r.get_data()[:300])
-    assert_outcome(r, r.status_code)
+    diagnostics = assert_outcome(r, 422, "fhir_xml_entities")["issue"][0]["diagnostics"]
+    assert diagnostics.startswith("Le document ") and "déclare des entités" in diagnostics, diagnostics
+    r = client.post("/fhir/R4", data=json.dumps(bundle), content_type=FHIR_JSON,
+                    headers={**pro.headers(), "Accept-Language": "en"})
+    diagnostics = assert_outcome(r, 422, "fhir_xml_entities")["issue"][0]["diagnostics"]
+    assert "its XML declares entities" in diagnostics, diagnostics
     assert row_counts(app) == before
 
 

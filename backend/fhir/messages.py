@@ -24,6 +24,16 @@ register_messages({
         "en": "The declared size (attachment.size) of document {entry} does not match the content received."},
     "fhir_document_too_large": {"fr": "Le document {entry} dépasse la taille maximale ({limit} octets).",
                                 "en": "Document {entry} exceeds the maximum size ({limit} bytes)."},
+    "fhir_xml_entities": {
+        "fr": "Le document {entry} est refusé : son XML déclare des entités (DTD interne : risque XXE ou "
+              "d'expansion d'entités). Envoyez-le sans DOCTYPE ni déclaration <!ENTITY>.",
+        "en": "Document {entry} is refused: its XML declares entities (internal DTD: an XXE or entity expansion "
+              "risk). Send it without a DOCTYPE or <!ENTITY> declarations."},
+    "fhir_xml_external_dtd": {
+        "fr": "Le document {entry} est refusé : son XML fait référence à une DTD externe (SYSTEM ou PUBLIC), "
+              "qui ne sera jamais chargée. Envoyez-le sans DOCTYPE.",
+        "en": "Document {entry} is refused: its XML references an external DTD (SYSTEM or PUBLIC), which is "
+              "never loaded. Send it without a DOCTYPE."},
     "fhir_unknown_patient": {
         "fr": "Aucun dossier n'existe pour ce patient (identifiant INS inconnu, dossier refusé ou fermé).",
         "en": "No record exists for this patient (unknown INS identifier, refused or closed record)."},

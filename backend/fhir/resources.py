@@ -3,8 +3,9 @@
 Reading: :func:`parse_provide_bundle` turns an IHE MHD ITI-65 transaction Bundle into a
 :class:`Submission` (validated with fhir.resources R4 first, then the MHD rules: one SubmissionSet List,
 DocumentReferences whose attachment points at a Binary of the bundle or carries the data inline, one
-patient for the whole bundle, declared hash and size equal to the bytes). Nothing here touches the
-database, so a refused bundle cannot have written anything.
+patient for the whole bundle, declared hash and size equal to the bytes, no XML document declaring
+entities or an external DTD). Nothing here touches the database, so a refused bundle cannot have written
+anything.
 
 Writing: :func:`document_reference`, :func:`binary`, :func:`patient`, :func:`consent`, :func:`audit_event`,
 :func:`searchset` and :func:`operation_outcome` build the JSON the API emits; the tests check each of them
@@ -28,6 +29,7 @@ from typing import Any
 from backend.errors import DomainError
 from backend.fhir import messages  # noqa: F401  (the diagnostics texts)
 from backend.identity import INS_OIDS
+from migration import xmlsafe
 
 FHIR_MIME = "application/fhir+json"
 BASE = "https://carnet.example/fhir"
@@ -403,6 +405,26 @@ def _check_hash(attachment: dict[str, Any], data: bytes, entry: str) -> None:
         raise DomainError("fhir_hash_mismatch", 422, entry=entry)
 
 
+# What the legacy import's hardened parser refuses and a deposit refuses too: an XML document declaring
+# entities (XXE, "billion laughs") or pointing at an external DTD. Nothing would ever expand them (the
+# viewer parses with entities off), but filing such a document would put an unreadable, hostile file in the
+# patient's record: the sender is told instead. Other XML faults are not a deposit's business.
+UNSAFE_XML_REASONS = {"xml_entities": "fhir_xml_entities", "xml_external_dtd": "fhir_xml_external_dtd"}
+
+
+def _refuse_unsafe_xml(data: bytes, entry: str) -> None:
+    """Any content that is XML (whatever its declared type: the viewer sniffs bytes, not labels) goes
+    through ``migration.xmlsafe``, the one hardened parser; only its entity and DTD refusals apply here."""
+    if not xmlsafe.strip_bom(data).lstrip().startswith(b"<"):
+        return  # PDF, images, plain text: not XML
+    try:
+        xmlsafe.parse(data, max_bytes=len(data))  # the size was checked against the document limit
+    except xmlsafe.XmlRefused as refused:
+        code = UNSAFE_XML_REASONS.get(refused.reason)
+        if code is not None:
+            raise DomainError(code, 422, entry=entry) from None
+
+
 def _same_reference(url: str, full_url: str | None, resource: dict[str, Any]) -> bool:
     """attachment.url names a Binary of the bundle by its fullUrl, or as Binary/{id}."""
     if full_url and (url == full_url or full_url.endswith("/" + url)):
@@ -495,6 +517,7 @@ def parse_provide_bundle(body: Any, *, max_document_bytes: int) -> Submission:
         if attachment.get("size") is not None and int(attachment["size"]) != len(data):
             raise DomainError("fhir_size_mismatch", 422, entry=name)
         _check_hash(attachment, data, name)
+        _refuse_unsafe_xml(data, name)
         mime = str(attachment.get("contentType") or binary_type or "")
         if not mime:
             raise mhd_rule(f"{name} : attachment.contentType manquant")
