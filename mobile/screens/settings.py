@@ -1,8 +1,9 @@
-"""Settings: language, text size, trusted devices, password, second factor, close the account.
+"""Settings: language, text size, trusted devices, password, second factor, export of the record,
+close the account.
 
 Language and text size apply at once (the screens are rebuilt) and are kept in
 ``preferences.json`` in the app's data directory, read again at the next start.
-Exporting the record is not offered: the API has no export of the whole record yet.
+The export ("take my data with me") is saved under ``exports/`` in that same directory.
 """
 
 from __future__ import annotations
@@ -12,17 +13,20 @@ import os
 from pathlib import Path
 
 from kivy.app import App
+from kivy.clock import mainthread
 from kivy.factory import Factory
 from kivy.properties import BooleanProperty, DictProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 
 from mobile import i18n, theme
 from mobile.api import ApiError
+from mobile.api.export import export_record
 from mobile.i18n import _, format_datetime
 
 from .base import CarnetScreen
 
 PREFERENCES_FILE = "preferences.json"
+EXPORTS_FOLDER = "exports"
 DEFAULT_PREFERENCES = {"language": i18n.DEFAULT_LANGUAGE, "text_size": "normal"}
 
 
@@ -59,6 +63,16 @@ def save_preferences(prefs: dict) -> None:
     tmp.replace(path)
 
 
+def human_size(size: int) -> str:
+    """A size the patient reads: ``820 o``, ``12 ko``, ``3,4 Mo`` (French units and decimal comma)."""
+    if size < 1000:
+        return _("{n} o").format(n=size)
+    if size < 1000 * 1000:
+        return _("{n} ko").format(n=round(size / 1000))
+    mega = f"{size / 1_000_000:.1f}"
+    return _("{n} Mo").format(n=mega.replace(".", ",") if i18n.get_language() == "fr" else mega)
+
+
 class DeviceRow(BoxLayout):
     __events__ = ("on_revoke",)
     device = DictProperty({})
@@ -80,6 +94,10 @@ class SettingsScreen(CarnetScreen):
     language = StringProperty(i18n.DEFAULT_LANGUAGE)
     text_size = StringProperty("normal")
     notice = StringProperty("")
+    exporting = BooleanProperty(False)
+    export_status = StringProperty("")
+    # The last export written (a Path), for the patient's sentence and for tests.
+    exported = None
 
     def on_pre_enter(self, *_args) -> None:
         self.language = i18n.get_language()
@@ -141,6 +159,36 @@ class SettingsScreen(CarnetScreen):
         messages = [e.message for e in error.errors if e.message]
         self.error = " ".join([error.detail, *messages]) if messages else error.detail
 
+    # -- export of the record --------------------------------------------------------
+
+    def export(self, fmt: str) -> None:
+        """Download the whole record (``fhir`` | ``zip``) into the app's data folder, showing progress."""
+        folder = data_dir() / EXPORTS_FOLDER
+        client = self.client
+
+        @mainthread
+        def progress(received: int) -> None:
+            if self.exporting:
+                self.export_status = _("Export en cours : {size} reçus…").format(size=human_size(received))
+
+        def done(path: Path) -> None:
+            self.exporting = False
+            self.exported = path
+            self.export_status = ""
+            self.notice = _("Export terminé : {name} ({size}), enregistré dans le dossier de l'application : "
+                            "{folder}").format(name=path.name, size=human_size(path.stat().st_size),
+                                               folder=path.parent)
+
+        def failed(error: ApiError) -> None:
+            self.exporting = False
+            self.export_status = ""
+            self.error = error.detail
+
+        if self.call(lambda: export_record(client, fmt, folder, progress), done, failed):
+            self.notice = ""
+            self.exporting = True
+            self.export_status = _("Préparation de l'export…")
+
     # -- closing the account ---------------------------------------------------------
 
     def close_account(self) -> None:
@@ -159,6 +207,8 @@ class SettingsScreen(CarnetScreen):
     def reset(self) -> None:
         super().reset()
         self.notice = ""
+        self.export_status = ""
+        self.exporting = False
         for name in ("current_password", "new_password", "close_password"):
             self.ids[name].text = ""
 

@@ -189,3 +189,51 @@ def test_emergency_card_online_then_offline(ui, signed_in, data_dir, live_backen
         shot(ui, "emergency_card_offline")
     finally:
         app.client.base_url = real_url
+
+
+def test_export_my_data_fhir_and_zip(ui, signed_in, data_dir, live_backend):
+    import json
+    import zipfile
+
+    from mobile.api.records import RecordsApi
+
+    app = ui.app
+    note = data_dir / "tension.txt"
+    note.write_text("Tension 12/8 le 3 mars, prise à la pharmacie.", encoding="utf-8")
+    uploaded = RecordsApi(app.client).upload(note, category="AUTR_DOC", title="Relevé de tension")
+    settings = app.show("settings")
+    ui.wait_until(lambda: settings.ids.devices.children, "devices listed")
+    ui.settle()
+
+    seen = []  # the busy state as the patient saw it: a small export is over within a few frames
+    settings.bind(export_status=lambda _w, text: seen.append(text),
+                  exporting=lambda _w, busy: seen.append(("buttons disabled", settings.ids.export_zip.disabled)))
+    ui.tap(settings.ids.export_fhir)
+    ui.wait_until(lambda: not settings.exporting and not app.busy, "FHIR export written", timeout=60)
+    assert "Préparation de l'export…" in seen and ("buttons disabled", True) in seen, seen
+    assert not settings.error, settings.error
+    fhir = settings.exported
+    assert fhir.parent == data_dir / "exports" and fhir.name.endswith(".fhir.json")
+    assert str(fhir.parent) in settings.notice and fhir.name in settings.notice
+    assert not list(fhir.parent.glob("*.part"))
+    bundle = json.loads(fhir.read_text(encoding="utf-8"))
+    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "collection"
+    kinds = [entry["resource"]["resourceType"] for entry in bundle["entry"]]
+    assert "Patient" in kinds
+    references = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DocumentReference"]
+    assert any("Relevé de tension" in json.dumps(r, ensure_ascii=False) for r in references), references
+    shot(ui, "settings_export_fhir")
+
+    ui.tap(settings.ids.export_zip)
+    ui.wait_until(lambda: not settings.exporting, "ZIP export written", timeout=60)
+    archive = settings.exported
+    assert archive.suffix == ".zip" and archive.parent == data_dir / "exports"
+    with zipfile.ZipFile(archive) as zipped:
+        assert zipped.testzip() is None
+        manifest = json.loads(zipped.read("manifest.json"))
+        titles = [d.get("title") for d in manifest["documents"]]
+        assert "Relevé de tension" in titles, manifest
+        originals = [n for n in zipped.namelist() if n.startswith("documents/")]
+        assert any(zipped.read(n) == note.read_bytes() for n in originals)  # byte for byte
+    assert uploaded["id"]
+    shot(ui, "settings_export_zip")
