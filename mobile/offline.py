@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ LAST_PATIENT_FILE = "offline.patient"
 CACHE_DIR = "offline"
 FORMAT = b"carnet-offline-v1"
 # What a synced record holds; ``document:<id>`` items hold downloaded files.
-RECORD_PARTS = ("documents", "profile", "directives", "appointments", "emergency_card")
+RECORD_PARTS = ("documents", "profile", "profile_kinds", "directives", "appointments", "emergency_card", "home")
 
 
 class OfflineCacheError(Exception):
@@ -139,9 +140,12 @@ def sync_record(client: Any, data_dir: str | Path) -> tuple[OfflineCache, dict[s
     me = client.me()
     cache = OfflineCache(data_dir, str(me.get("patient_id")))
     fetched: dict[str, Any] = {}
+    today = time.strftime("%Y-%m-%d")
     for part, path, params in (("profile", "/record/profile", None), ("directives", "/record/directives", None),
+                               ("profile_kinds", "/record/profile/kinds", None),
                                ("documents", "/record/documents", {"limit": 50}),
-                               ("appointments", "/agenda/appointments", None)):
+                               ("appointments", "/agenda/appointments", {"from": today, "limit": 100}),
+                               ("home", "/home", None)):
         try:
             fetched[part] = client._request("GET", path, params=params)
         except ApiError as error:
@@ -152,6 +156,100 @@ def sync_record(client: Any, data_dir: str | Path) -> tuple[OfflineCache, dict[s
     cache.save_record({**fetched, "emergency_card": card})
     (Path(data_dir) / LAST_PATIENT_FILE).write_text(cache.patient_key)
     return cache, card
+
+
+_DOCUMENT_PATH = re.compile(r"^/record/documents/(\d+)(?:/(narrative|content)|/pages/(\d+))?$")
+# GET paths answered from a part of the synced record, as the API answered them.
+_PART_PATHS = {"/record/profile": "profile", "/record/profile/kinds": "profile_kinds",
+               "/record/directives": "directives", "/home": "home"}
+
+
+class OfflineAnswers:
+    """What the API client answers without network, from one patient's cache (``CarnetClient.offline_store``).
+
+    ``answer(path, params)`` gives the last synced answer of a ``GET`` (the documents list and the upcoming
+    appointments filtered here as the server would, on one page), or None when the device has no copy: the
+    caller then fails as without a cache. ``keep(path, params, value)`` is called with what the server
+    answered; it keeps what the patient opened of a document (its description, readable content, page
+    images, downloaded file) so that it opens again offline. The list, profile, directives and agenda are
+    kept by :func:`sync_record` only, so ``synced_at`` tells the truth about all of them.
+    """
+
+    def __init__(self, cache: OfflineCache) -> None:
+        self.cache = cache
+
+    def synced_at(self) -> float | None:
+        try:
+            return self.cache.get("synced_at")
+        except OfflineCacheError:
+            return None
+
+    def answer(self, path: str, params: dict | None = None) -> Any:
+        params = params or {}
+        try:
+            if path in _PART_PATHS:
+                return self.cache.get(_PART_PATHS[path])
+            if path == "/record/documents":
+                return self._documents(params)
+            if path == "/agenda/appointments":
+                return self._appointments(params)
+            match = _DOCUMENT_PATH.match(path)
+            if match is None:
+                return None
+            document_id, what, page = match.groups()
+            if page:
+                return self.cache.get(f"page:{document_id}:{page}")
+            if what == "narrative":
+                return self.cache.get(f"narrative:{document_id}")
+            if what == "content":
+                return self.cache.document(document_id)
+            return self.cache.get(f"document_meta:{document_id}") or self._listed(int(document_id))
+        except OfflineCacheError:
+            return None  # a copy that cannot be read is no copy
+
+    def keep(self, path: str, params: dict | None, value: Any) -> None:
+        match = _DOCUMENT_PATH.match(path)
+        if match is None or value is None:
+            return
+        document_id, what, page = match.groups()
+        name = (f"page:{document_id}:{page}" if page else f"narrative:{document_id}" if what == "narrative"
+                else f"document:{document_id}" if what == "content" else f"document_meta:{document_id}")
+        self.cache.put(name, value)
+
+    def _documents(self, params: dict) -> dict | None:
+        page = self.cache.get("documents")
+        if page is None:
+            return None
+        items = page.get("items") or []
+        categories = params.get("category") or []
+        categories = [categories] if isinstance(categories, str) else list(categories)
+        if categories:
+            items = [d for d in items if d.get("category") in categories]
+        for key, field in (("q", "title"), ("author", "author_name")):
+            wanted = str(params.get(key) or "").casefold()
+            if wanted:
+                items = [d for d in items if wanted in str(d.get(field) or "").casefold()]
+        if params.get("cursor"):
+            items = []  # one page offline: everything kept came with the first
+        total = page.get("total", len(items)) if not (categories or params.get("q") or params.get("author")) \
+            else len(items)
+        return {**page, "items": items, "next_cursor": None, "total": total}
+
+    def _listed(self, document_id: int) -> dict | None:
+        page = self.cache.get("documents") or {}
+        for item in page.get("items") or []:
+            if item.get("id") == document_id:
+                # What the list says of it; the viewer offers nothing to act on without network.
+                return {**item, "viewer": {"kind": "download"}, "actions": {}}
+        return None
+
+    def _appointments(self, params: dict) -> dict | None:
+        page = self.cache.get("appointments")
+        if page is None:
+            return None
+        start, end = str(params.get("from") or ""), str(params.get("to") or "9999")
+        items = [a for a in page.get("items") or [] if start <= str(a.get("starts_at") or "")[:10] <= end]
+        return {**page, "items": items, "next_cursor": None}
 
 
 def last_patient(data_dir: str | Path) -> str | None:

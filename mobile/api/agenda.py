@@ -110,12 +110,18 @@ class AgendaApi:
         if client.token:
             headers["Authorization"] = f"Bearer {client.token}"
         query = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+        if client.offline and not raw and (cached := client.offline_answer(method, path, query)) is not None:
+            return cached  # offline: the upcoming appointments of the last sync
         try:
             response = self._session.request(method, f"{client.base_url}{API_PREFIX}{path}", params=query,
                                              json=json, files=files, headers=headers, timeout=client.timeout)
         except requests.RequestException as exc:
             log.info("%s %s failed before any answer: %s", method, path, exc)
+            client.network_reached(False)
+            if not raw and (cached := client.offline_answer(method, path, query)) is not None:
+                return cached
             raise ApiError.network(client.language) from exc
+        client.network_reached(True)
         if not response.ok:
             try:
                 body = response.json()

@@ -53,6 +53,13 @@ class CarnetClient:
         self.timeout = timeout
         self.token: str | None = None
         self._session = session or requests.Session()
+        # Without network (see ``offline_answer``): GETs answered from the device's copy of the record.
+        self.offline = False
+        # An ``mobile.offline.OfflineAnswers`` (or None): ``answer(path, params)`` and ``keep(path, params, value)``.
+        self.offline_store: Any = None
+        # Called with True/False when a request reached the server or failed for lack of network (from the
+        # thread that made the request).
+        self.on_network: Any = None
 
     # -- activation -------------------------------------------------------------------
 
@@ -150,6 +157,33 @@ class CarnetClient:
             "/account/close", {"password": password, "request_deletion": request_deletion}
         )
 
+    # -- without network ---------------------------------------------------------------
+
+    def offline_answer(self, method: str, path: str, params: dict | None = None) -> Any:
+        """The device's copy of a GET's answer, or None (not a GET, no store, nothing kept)."""
+        store = self.offline_store
+        if store is None or method != "GET":
+            return None
+        try:
+            return store.answer(path, params)
+        except Exception:  # noqa: BLE001 - a broken copy must not hide the network error
+            log.exception("offline copy of %s unreadable", path)
+            return None
+
+    def offline_keep(self, method: str, path: str, params: dict | None, value: Any) -> None:
+        store = self.offline_store
+        if store is not None and method == "GET":
+            try:
+                store.keep(path, params, value)
+            except Exception:  # noqa: BLE001 - keeping a copy is a bonus, never a failure
+                log.exception("could not keep an offline copy of %s", path)
+
+    def network_reached(self, reachable: bool) -> None:
+        """A request got an HTTP answer (True) or none at all (False): say so to ``on_network``."""
+        self.offline = not reachable
+        if self.on_network is not None:
+            self.on_network(reachable)
+
     # -- plumbing ---------------------------------------------------------------------
 
     def _keep_token(self, body: Any, key: str = "token") -> None:
@@ -175,13 +209,19 @@ class CarnetClient:
         if auth and self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         url = f"{self.base_url}{API_PREFIX}{path}"
+        if self.offline and (cached := self.offline_answer(method, path, params)) is not None:
+            return cached  # offline: the copy, without waiting for a timeout; the app probes the server
         try:
             response = self._session.request(
                 method, url, json=json, params=params, headers=headers, timeout=self.timeout
             )
         except requests.RequestException as exc:
             log.info("%s %s failed before any answer: %s", method, path, exc)
+            self.network_reached(False)
+            if (cached := self.offline_answer(method, path, params)) is not None:
+                return cached
             raise ApiError.network(self.language) from exc
+        self.network_reached(True)
 
         if response.status_code == 204 or not response.content:
             if response.ok:
@@ -201,6 +241,7 @@ class CarnetClient:
         if body is None:
             log.warning("%s %s answered %s without JSON", method, path, response.status_code)
             raise ApiError.unexpected(self.language, response.status_code)
+        self.offline_keep(method, path, params, body)
         return body
 
     def close(self) -> None:

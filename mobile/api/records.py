@@ -342,7 +342,9 @@ class RecordsApi:
                 files=files, headers=headers, timeout=timeout or client.timeout)
         except requests.RequestException as exc:
             log.info("%s %s failed before any answer: %s", method, path, exc)
+            client.network_reached(False)
             raise ApiError.network(client.language) from exc
+        client.network_reached(True)
         if not response.ok:
             try:
                 body = response.json()
@@ -360,8 +362,18 @@ class RecordsApi:
             raise ApiError.unexpected(self.client.language, response.status_code) from None
 
     def _bytes(self, method: str, path: str, *, params: dict | None = None, fallback: str = "fichier") -> Download:
-        response = self._send(method, path, params=params, accept="*/*")
+        # Offline, a page or a file the patient opened before comes from the device's encrypted copy.
+        client = self.client
+        if client.offline and isinstance(cached := client.offline_answer(method, path, params), bytes):
+            return Download(cached, fallback, "application/octet-stream")
+        try:
+            response = self._send(method, path, params=params, accept="*/*")
+        except ApiError as error:
+            if error.is_network and isinstance(cached := client.offline_answer(method, path, params), bytes):
+                return Download(cached, fallback, "application/octet-stream")
+            raise
         content_type = response.headers.get("Content-Type", "application/octet-stream").split(";")[0].strip()
+        client.offline_keep(method, path, params, response.content)
         return Download(response.content, _filename(response.headers.get("Content-Disposition"), fallback),
                         content_type)
 

@@ -56,6 +56,14 @@ class CarnetScreen(Screen):
 
         def failed(error: ApiError) -> None:
             app.busy = False
+            connectivity = getattr(app, "connectivity", None)
+            if error.is_network and connectivity is not None:
+                # No answer at all: offline mode (banner, the record from the device), and a sentence
+                # saying this action needs the network.
+                from mobile.connectivity import offline_error
+
+                connectivity.went_offline()
+                error = offline_error(error)
             self.last_error = error
             if error.status == 401 and app.signed_in and getattr(app, "session_expired", None):
                 app.session_expired(self.name)  # back to sign-in, then here again

@@ -110,6 +110,9 @@ class HomeScreen(CarnetScreen):
         )
         self.ids.records.show(home)
         self.loaded = True
+        connectivity = getattr(self.app, "connectivity", None)
+        if connectivity is not None and self.app.signed_in:
+            connectivity.sync()  # the copy of the record read without network, refreshed in background
 
     @staticmethod
     def _fill(container, rows, empty_text: str) -> None:

@@ -77,6 +77,7 @@ class FakeClient:
             raise ApiError.network("fr")
         return {"/record/profile": {"entries": {"allergy": {"items": [{"title": "Latex"}]}}},
                 "/record/directives": {}, "/record/documents": {"items": [{"id": 3, "title": "Ordonnance"}]},
+                "/record/profile/kinds": {"kinds": []}, "/home": {"given_name": "Lucie"},
                 "/agenda/appointments": {"items": [{"id": 1}]}}[path]
 
 
@@ -93,3 +94,69 @@ def test_sync_record_then_read_offline(tmp_path):
     with pytest.raises(ApiError):
         sync_record(FakeClient(down={"/record/documents"}), tmp_path)  # offline: the caller falls back
     assert OfflineCache(tmp_path, "7").record()["documents"]["items"][0]["id"] == 3  # the last copy stays
+
+
+def test_offline_answers_filter_like_the_server_and_keep_opened_documents(tmp_path):
+    from mobile.offline import OfflineAnswers
+
+    cache = OfflineCache(tmp_path, "p")
+    cache.save_record({
+        "documents": {"items": [{"id": 1, "title": "Ordonnance", "category": "ORD_SOIN", "author_name": "Dr Roux"},
+                                {"id": 2, "title": "Scanner thoracique", "category": "RADIO_SC"}],
+                      "next_cursor": "abc", "total": 2, "categories": [{"category": "ORD_SOIN", "count": 1}]},
+        "profile": {"entries": {}}, "directives": {"end_of_life": {}}, "profile_kinds": {"kinds": []},
+        "appointments": {"items": [{"id": 7, "starts_at": "2026-12-01T09:00:00+01:00"},
+                                   {"id": 8, "starts_at": "2027-02-01T09:00:00+01:00"}], "next_cursor": None},
+    })
+    answers = OfflineAnswers(cache)
+    assert answers.synced_at() > 0
+    page = answers.answer("/record/documents", {"limit": 20, "sort": "submitted"})
+    assert [d["id"] for d in page["items"]] == [1, 2] and page["next_cursor"] is None and page["categories"]
+    assert [d["id"] for d in answers.answer("/record/documents", {"category": ["RADIO_SC"]})["items"]] == [2]
+    assert [d["id"] for d in answers.answer("/record/documents", {"q": "scan"})["items"]] == [2]
+    assert answers.answer("/record/documents", {"cursor": "abc"})["items"] == []
+    assert answers.answer("/record/profile") == {"entries": {}}
+    assert answers.answer("/record/directives") == {"end_of_life": {}}
+    month = answers.answer("/agenda/appointments", {"from": "2026-12-01", "to": "2026-12-31"})
+    assert [a["id"] for a in month["items"]] == [7]
+    # a document never opened: what the list knows, nothing to act on; one opened: as the server said
+    assert answers.answer("/record/documents/1")["viewer"] == {"kind": "download"}
+    answers.keep("/record/documents/2", None, {"id": 2, "viewer": {"kind": "narrative"}})
+    answers.keep("/record/documents/2/narrative", None, {"sections": [{"title": "Conclusion"}]})
+    answers.keep("/record/documents/2/pages/1", {"width": 900}, b"\x89PNG page")
+    again = OfflineAnswers(OfflineCache(tmp_path, "p"))
+    assert again.answer("/record/documents/2")["viewer"] == {"kind": "narrative"}
+    assert again.answer("/record/documents/2/narrative")["sections"][0]["title"] == "Conclusion"
+    assert again.answer("/record/documents/2/pages/1", {"width": 1200}) == b"\x89PNG page"
+    assert again.answer("/record/documents/9") is None and again.answer("/inbox/threads") is None
+    assert all(b"Conclusion" not in p.read_bytes() for p in cache.dir.iterdir())  # still sealed
+
+
+def test_client_without_network_answers_from_the_copy_and_says_so(tmp_path):
+    """A real connection refused (a port nobody listens on), not a mock: the client switches to the copy."""
+    import socket
+
+    from mobile.api import ApiError, CarnetClient
+    from mobile.api.records import RecordsApi
+    from mobile.offline import OfflineAnswers
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    cache = OfflineCache(tmp_path, "p")
+    cache.save_record({"documents": {"items": [{"id": 1, "title": "Ordonnance"}], "categories": []},
+                       "profile": {"entries": {"allergy": {"items": [{"title": "Latex"}]}}}})
+    reports = []
+    with CarnetClient(f"http://127.0.0.1:{closed}") as client:
+        client.on_network = reports.append
+        with pytest.raises(ApiError) as refused:
+            client._get("/record/profile")  # no copy attached yet: the network error, as before
+        assert refused.value.is_network and reports == [False] and client.offline
+        client.offline_store = OfflineAnswers(cache)
+        assert client._get("/record/profile")["entries"]["allergy"]["items"][0]["title"] == "Latex"
+        assert RecordsApi(client).documents()["items"][0]["title"] == "Ordonnance"
+        with pytest.raises(ApiError) as write:
+            client._post("/record/profile/allergy", {"substance": "Pollen"})  # a change needs the server
+        assert write.value.is_network
+        with pytest.raises(ApiError):
+            client.me()  # who is signed in is never answered from the copy
