@@ -108,6 +108,9 @@ class CarnetApp(App):
         self.busy_overlay = widgets.BusyOverlay()
         self.bind(busy=self.busy_overlay.setter("active"))
         root.add_widget(self.busy_overlay)
+        from mobile import connectivity  # offline banner, probe, sync on reconnect (mobile/connectivity.py)
+
+        connectivity.install(self, root)
         self.show(FIRST_SCREEN)
         return root
 
