@@ -22,7 +22,7 @@ pytestmark = pytest.mark.ui
 def texts(widget) -> str:
     from kivy.uix.label import Label
 
-    return "\n".join(w.text for w in widget.walk() if isinstance(w, Label) and w.text)
+    return "\n".join(w.text for w in widget.walk(restrict=True) if isinstance(w, Label) and w.text)
 
 
 def closed_port() -> int:
@@ -66,6 +66,16 @@ def test_record_readable_offline_then_synced_on_reconnect(ui, enrolled_patient, 
     assert cached and all(b"Compte rendu" not in p.read_bytes() and b"Kin" not in p.read_bytes()
                           for p in cached)  # encrypted at rest
     syncs = connectivity.syncs
+    # A document the patient opens with network is kept to be opened again without.
+    opened = records.documents()["items"][0]
+    viewer = app.screen("document_viewer")
+    viewer.document_id = opened["id"]
+    app.show("document_viewer")
+    ui.wait_until(lambda: viewer.loaded, "the document opened online")
+    ui.settle()
+    online_view = (viewer.kind, viewer.title, viewer.page_count, texts(viewer.ids.narrative))
+    app.show("home")
+    ui.settle()
 
     # -- the network goes away ------------------------------------------------------------------
     real_url = client.base_url
@@ -101,6 +111,20 @@ def test_record_readable_offline_then_synced_on_reconnect(ui, enrolled_patient, 
         ui.settle()
         assert "Kinésithérapeute" in texts(agenda.ids.upcoming) and not agenda.error
         shot(ui, "offline-agenda")
+
+        card = app.show("emergency_card")
+        ui.wait_until(lambda: card.card, "emergency card from the copy")
+        ui.settle()
+        assert card.offline and "Pénicilline" in card.ids.allergies.body
+        shot(ui, "offline-emergency-card")
+
+        viewer.loaded = False
+        app.show("document_viewer")
+        ui.wait_until(lambda: viewer.loaded, "the opened document, from the copy")
+        ui.settle()
+        assert (viewer.kind, viewer.title, viewer.page_count, texts(viewer.ids.narrative)) == online_view
+        assert not viewer.error
+        shot(ui, "offline-document-viewer")
 
         # An action that needs the server says so in a sentence.
         settings = app.show("settings")
