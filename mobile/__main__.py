@@ -1,15 +1,9 @@
-"""``python -m mobile``: run the Carnet app (see ``mobile.main.main`` for its settings)."""
+"""``python -m mobile``: run the Carnet app (see ``mobile.main.main`` for its settings).
 
-from kivy.config import Config
-from kivy.utils import platform
+Kivy's window settings (phone size on a desktop, no multisampling) are applied by ``mobile.main``
+itself, before it imports anything that opens the window (``mobile.startup.configure_kivy``).
+"""
 
-# On a desktop, open the window at phone size (mobile.main.DESKTOP_WINDOW_SIZE) instead of
-# resizing it once open, which flashes and leaves the first frames partly black. This has to
-# happen before anything imports kivy.uix, which creates the window.
-if platform not in ("android", "ios"):
-    Config.set("graphics", "width", "400")
-    Config.set("graphics", "height", "760")
-
-from mobile.main import main  # noqa: E402  (after the window settings above)
+from mobile.main import main
 
 main()

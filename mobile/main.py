@@ -12,23 +12,29 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from kivy.app import App
-from kivy.core.window import Window
-from kivy.lang import Builder
-from kivy.properties import BooleanProperty, ObjectProperty, OptionProperty, StringProperty
-from kivy.uix.floatlayout import FloatLayout
-from kivy.uix.screenmanager import NoTransition, ScreenManager, SlideTransition
-from kivy.utils import platform
+from mobile import startup
 
-from mobile import i18n, theme, widgets
-from mobile.api import CarnetClient
+# Before anything below opens Kivy's window: its settings, and the HTTP stack imported meanwhile.
+startup.configure_kivy()
+startup.warm_imports()
+
+from kivy.app import App  # noqa: E402  (after the window settings above, as every kivy import below)
+from kivy.core.window import Window  # noqa: E402
+from kivy.lang import Builder  # noqa: E402
+from kivy.properties import BooleanProperty, ObjectProperty, OptionProperty, StringProperty  # noqa: E402
+from kivy.uix.floatlayout import FloatLayout  # noqa: E402
+from kivy.uix.screenmanager import NoTransition, ScreenManager, SlideTransition  # noqa: E402
+from kivy.utils import platform  # noqa: E402
+
+from mobile import i18n, theme, widgets  # noqa: E402
+from mobile.api import CarnetClient  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "http://127.0.0.1:5000"
-PHONE_PLATFORMS = ("android", "ios")
+PHONE_PLATFORMS = startup.PHONE_PLATFORMS
 # A portrait phone, in pixels, when running on a desktop.
-DESKTOP_WINDOW_SIZE = (400, 760)
+DESKTOP_WINDOW_SIZE = startup.DESKTOP_WINDOW_SIZE
 ANDROID_BACK_KEY = 27
 
 
@@ -99,6 +105,9 @@ class CarnetApp(App):
         # Keep the focused field visible above the soft keyboard.
         Window.softinput_mode = "below_target"
         Window.bind(on_keyboard=self._on_keyboard)
+        # Until the first frame is on screen there is nothing to slide from (see ``show``).
+        self.first_frame_drawn = False
+        Window.bind(on_flip=self._on_first_flip)
         widgets.load_kv()
 
         self.client = CarnetClient(self.api_url, language=self.language)
@@ -126,9 +135,21 @@ class CarnetApp(App):
     def show(self, name: str, direction: str = "left"):
         screen = self.screen(name)
         if self.manager.current != name:
-            self.manager.transition.direction = direction
-            self.manager.current = name
+            if self.first_frame_drawn:
+                self.manager.transition.direction = direction
+                self.manager.current = name
+            else:
+                # Nothing drawn yet (a session resumed at start): no slide from a screen never seen,
+                # the first frame shows ``name`` in place.
+                transition = self.manager.transition
+                self.manager.transition = NoTransition()
+                self.manager.current = name
+                self.manager.transition = transition
         return screen
+
+    def _on_first_flip(self, *_args) -> None:
+        self.first_frame_drawn = True
+        Window.unbind(on_flip=self._on_first_flip)
 
     def back(self, name: str):
         return self.show(name, direction="right")
@@ -223,7 +244,8 @@ class CarnetApp(App):
             self.client.close()
 
 
-def main() -> None:
+def main(app_class: type[CarnetApp] = CarnetApp) -> None:
+    """Start the app (``app_class``: a subclass for bench/cold_start.py, which resumes a session)."""
     language = os.environ.get("CARNET_LANG", i18n.DEFAULT_LANGUAGE)
     if language not in i18n.LANGUAGES:
         raise SystemExit(f"CARNET_LANG must be one of {', '.join(i18n.LANGUAGES)}")
@@ -233,7 +255,7 @@ def main() -> None:
     if "CARNET_LANG" in os.environ:
         prefs["language"] = language
     theme.apply_text_scale(prefs["text_size"])
-    CarnetApp(
+    app_class(
         api_url=os.environ.get("CARNET_API_URL", DEFAULT_API_URL), language=prefs["language"]
     ).run()
 
