@@ -13,7 +13,6 @@ from urllib.parse import quote
 
 from flask import Response, current_app, request, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
 from backend import web
@@ -27,10 +26,11 @@ from backend.professionals.service import PROFESSIONS
 from backend.records import vault
 from backend.records.crypto import Vault
 
-blp = Blueprint("inbox", __name__, url_prefix="/api/v1/inbox",
-                description="The secure inbox: conversations with health professionals")
+blp = web.Blueprint("inbox", __name__, url_prefix="/api/v1/inbox",
+                    description="The secure inbox: conversations with health professionals")
 
-BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+BINARY = {"description": "The attachment's bytes, as sent",  # OpenAPI 3 requires a description
+          "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
 
 
 def settings() -> inbox.InboxSettings:
@@ -151,17 +151,16 @@ class Threads(MethodView):
                 "next_cursor": inbox.encode_cursor(filters, page.next_cursor) if page.next_cursor else None,
                 "unread_threads": page.unread_threads}
 
-    @blp.arguments(s.InboxNewThreadForm, location="form")
-    @blp.arguments(s.InboxMessageFiles, location="files")
+    @blp.arguments(s.InboxNewThreadIn, location="multipart")
     @blp.response(201, s.InboxSentOut)
     @blp.doc(security=[{"bearer": []}])
     @web.patient_required
-    def post(self, form: dict[str, Any], files: dict[str, Any]) -> dict[str, Any]:
+    def post(self, form: dict[str, Any]) -> dict[str, Any]:
         """Start a conversation with a professional who already wrote to you (multipart: ``professional_id``,
         ``subject``, ``body``, ``file`` and ``document_id`` repeatable). Anyone else: 403."""
         session = get_session()
         box = vault(session)
-        outgoing = inbox.Outgoing(body=form["body"], files=_files(files), document_ids=tuple(form["document_id"]))
+        outgoing = inbox.Outgoing(body=form["body"], files=_files(form), document_ids=tuple(form["document_id"]))
         msg = inbox.start_thread_by_patient(session, box, settings(), web.current_patient().id,
                                             form["professional_id"], form["subject"], outgoing)
         result = _sent(session, box, msg)
@@ -195,18 +194,17 @@ class ThreadDetail(MethodView):
 
 
 @blp.route("/threads/<int:thread_id>/messages", methods=["POST"])
-@blp.arguments(s.InboxReplyForm, location="form")
-@blp.arguments(s.InboxMessageFiles, location="files")
+@blp.arguments(s.InboxReplyIn, location="multipart")
 @blp.response(201, s.InboxSentOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
-def reply(form: dict[str, Any], files: dict[str, Any], thread_id: int) -> dict[str, Any]:
+def reply(form: dict[str, Any], thread_id: int) -> dict[str, Any]:
     """Reply (to the professional who wrote last, or ``in_reply_to``'s author) or reply to all (``reply_all``).
     Multipart: ``body``, ``file`` and ``document_id`` repeatable. Replies forbidden: 403; conversation
     ended: 409; a refused attachment: 413/415/422 and nothing is sent."""
     session = get_session()
     box = vault(session)
-    outgoing = inbox.Outgoing(body=form["body"], files=_files(files), document_ids=tuple(form["document_id"]))
+    outgoing = inbox.Outgoing(body=form["body"], files=_files(form), document_ids=tuple(form["document_id"]))
     msg = inbox.reply(session, box, settings(), web.current_patient().id, thread_id, outgoing,
                       reply_all=form["reply_all"], in_reply_to_id=form["in_reply_to"])
     result = _sent(session, box, msg)

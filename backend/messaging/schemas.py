@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from flask_smorest.fields import Upload
 from marshmallow import validate
 
 from backend.accounts.schemas import StrictSchema
 from backend.messaging.service import BODY_MAX, SUBJECT_MAX
 from backend.records.documents import PATIENT_UPLOAD_TYPES, TITLE_MAX
-from backend.web import PAGE_MAX
+from backend.web import PAGE_MAX, Upload
 
 FILE_TYPES = "PDF, JPG/JPEG, PNG, TIF/TIFF, RTF or TXT, at most 10 MB each (the content must be what the name says)"
 
@@ -119,7 +118,12 @@ class InboxThreadDetailOut(InboxThreadItemOut):
     notice = ma.fields.String(allow_none=True, metadata={"description": "Why you cannot reply, when you cannot."})
 
 
-class InboxReplyForm(StrictSchema):
+class _OutgoingIn(StrictSchema):
+    """A message's multipart/form-data body: its fields and its files, in one schema."""
+    file = ma.fields.List(Upload(), load_default=list, metadata={"description": f"Repeatable. {FILE_TYPES}."})
+
+
+class InboxReplyIn(_OutgoingIn):
     body = ma.fields.String(load_default="", validate=validate.Length(max=BODY_MAX))
     reply_all = ma.fields.Boolean(load_default=False, metadata={"description": "To every professional of the thread."})
     in_reply_to = ma.fields.Integer(load_default=None, metadata={"description": "The message answered (default: "
@@ -128,11 +132,7 @@ class InboxReplyForm(StrictSchema):
                                  metadata={"description": "Documents of your record to attach (repeatable)."})
 
 
-class InboxMessageFiles(ma.Schema):
-    file = ma.fields.List(Upload(), load_default=list, metadata={"description": f"Repeatable. {FILE_TYPES}."})
-
-
-class InboxNewThreadForm(StrictSchema):
+class InboxNewThreadIn(_OutgoingIn):
     professional_id = ma.fields.Integer(required=True, metadata={"description": "A professional who wrote to you "
                                                                                "(see /inbox/correspondents)."})
     subject = ma.fields.String(required=True, validate=validate.Length(max=SUBJECT_MAX))

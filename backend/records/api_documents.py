@@ -14,7 +14,6 @@ from urllib.parse import quote
 
 from flask import Response, current_app, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
 from backend import web
@@ -27,11 +26,14 @@ from backend.records.access import authorize
 from backend.records.models import Document
 from backend.records.policy import Actor, Scope
 
-blp = Blueprint("record_documents", __name__, url_prefix="/api/v1/record/documents",
-                description="The patient's documents: list, view, download, upload, masking")
+blp = web.Blueprint("record_documents", __name__, url_prefix="/api/v1/record/documents",
+                    description="The patient's documents: list, view, download, upload, masking")
 
-BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
-IMAGE = {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
+# OpenAPI 3 requires a description on every response.
+BINARY = {"description": "The document's bytes, as received",
+          "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+IMAGE = {"description": "The page as an image",
+         "content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
                      "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}
 
 # Types a download is served as; anything else goes out as application/octet-stream.
@@ -111,19 +113,18 @@ class Documents(MethodView):
                 "categories": [{"category": c, "label": message(f"document_category_{c}"), "count": counts[c]}
                                for c in docs.CATEGORIES if counts.get(c)]}
 
-    @blp.arguments(s.UploadForm, location="form")
-    @blp.arguments(s.UploadFiles, location="files")
+    @blp.arguments(s.DocumentUploadIn, location="multipart")
     @blp.response(201, s.DocumentDetailOut)
     @blp.doc(security=[{"bearer": []}])
     @web.patient_required
-    def post(self, form: dict[str, Any], files: dict[str, Any]) -> dict[str, Any]:
+    def post(self, form: dict[str, Any]) -> dict[str, Any]:
         """Add a document (multipart: ``file``; optional ``category``, ``title``, ``comment``, ``service_date``).
 
         PDF, JPG/JPEG, PNG, TIF/TIFF, RTF or TXT, at most 10 MB (``CARNET_UPLOAD_MAX_BYTES``); the content
         must be what the extension says. A refusal says why, in French, and stores nothing."""
         session = get_session()
         pid = web.current_patient().id
-        storage = files["file"]
+        storage = form["file"]
         limit = upload_max_bytes()
         content = storage.stream.read(limit + 1)
         upload = docs.Upload(filename=storage.filename or "", content=content, declared_type=storage.mimetype,

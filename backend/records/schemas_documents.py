@@ -4,14 +4,13 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask_smorest.fields import Upload
 from marshmallow import validate
 
 from backend.accounts.schemas import HomeOut, StrictSchema
 from backend.records.documents import (CATEGORIES, COMMENT_MAX, ORDERS, PATIENT_UPLOAD_TYPES, REMOVAL_REASONS,
                                        SORTS, TITLE_MAX)
 from backend.records.viewer import DEFAULT_WIDTH, MAX_WIDTH
-from backend.web import PAGE_MAX
+from backend.web import PAGE_MAX, Upload
 
 
 class DocumentListArgs(ma.Schema):
@@ -142,15 +141,13 @@ class NarrativeOut(ma.Schema):
     text = ma.fields.String(metadata={"description": "The same content as plain text"})
 
 
-class UploadForm(StrictSchema):
+class DocumentUploadIn(StrictSchema):
+    """The multipart/form-data body of an upload: the file and its optional fields, in one schema."""
+    file = Upload(required=True, metadata={"description": "PDF, JPG/JPEG, PNG, TIF/TIFF, RTF or TXT"})
     category = ma.fields.String(load_default="AUTR_DOC", validate=validate.OneOf(sorted(PATIENT_UPLOAD_TYPES)))
     title = ma.fields.String(load_default=None, validate=validate.Length(max=TITLE_MAX))
     comment = ma.fields.String(load_default=None, metadata={"description": f"At most {COMMENT_MAX} characters"})
     service_date = ma.fields.Date(load_default=None)
-
-
-class UploadFiles(ma.Schema):
-    file = Upload(required=True, metadata={"description": "PDF, JPG/JPEG, PNG, TIF/TIFF, RTF or TXT"})
 
 
 class RemovalIn(StrictSchema):
