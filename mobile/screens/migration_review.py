@@ -66,7 +66,10 @@ class MigrationItemRow(RecordsCard):
     def show(self, item: dict) -> None:
         self.item = item
         self.source = _("Source : {source}").format(source=item.get("source"))
-        self.title = item.get("title") or _("Document {format}").format(format=(item.get("format") or "").upper())
+        if item.get("format") == "settings":  # the old DMP's settings.json, not a document: say what it is
+            self.title = _("Réglages de votre ancien dossier")
+        else:
+            self.title = item.get("title") or _("Document {format}").format(format=(item.get("format") or "").upper())
         lines = []
         if item.get("status") == "quarantined":
             lines.append(_("Raison : {reason}").format(reason=item.get("reason_text") or item.get("reason") or ""))

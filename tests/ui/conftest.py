@@ -87,6 +87,8 @@ class LiveBackend:
     url: str
     env: dict
     log_path: Path
+    # The legacy DMP source (``CARNET_LEGACY_DIR``): a test puts ``<NIR>/`` in it before activating.
+    legacy_dir: Path | None = None
     _serials: itertools.count = field(default_factory=lambda: itertools.count(101))
 
     def carnet(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -144,6 +146,8 @@ def _last_json_line(output: str) -> dict:
 @pytest.fixture(scope="session")
 def live_backend(tmp_path_factory) -> LiveBackend:
     workdir = tmp_path_factory.mktemp("backend")
+    legacy_dir = workdir / "legacy"
+    legacy_dir.mkdir()
     env = {
         **os.environ,
         "CARNET_DATABASE_URL": f"sqlite:///{workdir / 'carnet.db'}",
@@ -151,9 +155,15 @@ def live_backend(tmp_path_factory) -> LiveBackend:
         # Encryption at rest: base64 of 32 random bytes, the format `carnet keys new` prints.
         "CARNET_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "PYTHONUNBUFFERED": "1",
+        # The embedded task queue (queue.db) lives in the instance folder: one of our own, or the
+        # worker of any other backend started from this checkout (another test session) takes our tasks.
+        "CARNET_INSTANCE_PATH": str(workdir / "instance"),
+        # One folder per holder's NIR; empty unless a test lays out a dossier (no folder: no import).
+        "CARNET_LEGACY_DIR": str(legacy_dir),
     }
     port = _free_port()
-    backend = LiveBackend(url=f"http://127.0.0.1:{port}", env=env, log_path=workdir / "serve.log")
+    backend = LiveBackend(url=f"http://127.0.0.1:{port}", env=env, log_path=workdir / "serve.log",
+                          legacy_dir=legacy_dir)
     backend.carnet("db", "upgrade")
 
     with backend.log_path.open("wb") as log:
