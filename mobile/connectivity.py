@@ -78,8 +78,9 @@ class Connectivity(EventDispatcher):
     # Epoch seconds of the copy on the device (0: none yet), and the banner's sentence.
     synced_at = NumericProperty(0)
     banner_text = StringProperty("")
-    # How many syncs ended well (tests wait on it).
+    # How many syncs ended well (tests wait on it), and how long the last one took (seconds).
     syncs = NumericProperty(0)
+    last_sync_seconds = NumericProperty(0)
 
     def __init__(self, app, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -171,6 +172,7 @@ class Connectivity(EventDispatcher):
         worker = CarnetClient(client.base_url, language=client.language, timeout=client.timeout)
         worker.token = client.token
         self.syncing = True
+        started = time.monotonic()
 
         def work() -> None:
             try:
@@ -183,6 +185,7 @@ class Connectivity(EventDispatcher):
                 outcome = (False, ApiError.unexpected(client.language))
             finally:
                 worker.close()
+            self.last_sync_seconds = time.monotonic() - started
             Clock.schedule_once(lambda _dt: self._synced(client, *outcome, reload=reload))
 
         threading.Thread(target=work, name="carnet-sync", daemon=True).start()
