@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyotp
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -219,6 +219,10 @@ def _issue(session: Session, patient: Patient, kind: TokenKind, ttl: dt.timedelt
     return IssuedToken(token=token, expires_at=row.expires_at, row=row)
 
 
+_TOKEN_WITH_PATIENT = (select(AuthToken, Patient).join(Patient, Patient.id == AuthToken.patient_id)
+                       .where(AuthToken.token_hash == bindparam("digest")))
+
+
 def find_token(session: Session, raw: str | None, kinds: tuple[TokenKind, ...],
                now: dt.datetime | None = None) -> AuthToken | None:
     """The live token of one of ``kinds`` with its patient loaded, or None. Revocation is checked here,
@@ -226,9 +230,9 @@ def find_token(session: Session, raw: str | None, kinds: tuple[TokenKind, ...],
     if not raw:
         return None
     now = now or utcnow()
-    # one round trip for the token and its patient: this runs before every authenticated request
-    found = session.execute(select(AuthToken, Patient).join(Patient, Patient.id == AuthToken.patient_id)
-                            .where(AuthToken.token_hash == token_digest(raw))).one_or_none()
+    # one round trip for the token and its patient: this runs before every authenticated request (the
+    # statement is built once; only its parameter changes)
+    found = session.execute(_TOKEN_WITH_PATIENT, {"digest": token_digest(raw)}).one_or_none()
     if found is None:
         return None
     row, patient = found

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -704,21 +704,41 @@ HOME_NEW_DAYS = 30
 HOME_NEW_LIMIT = 3
 
 
+@dataclass(frozen=True)
+class NewDocument:
+    """What the home screen shows of a recent document."""
+
+    id: int
+    title: str
+    category: str
+    author_name: str | None
+    submitted_at: dt.datetime
+
+
 def new_documents(session: Session, patient_id: int, *, days: int = HOME_NEW_DAYS, limit: int = HOME_NEW_LIMIT,
-                  now: dt.datetime | None = None) -> tuple[int, list[Document]]:
+                  now: dt.datetime | None = None) -> tuple[int, list[NewDocument]]:
     """Documents others added to the record in the last ``days`` that the patient may see: (count, latest).
-    One query (the count rides along as a window function) plus the policy's one, whatever the size of
-    the record."""
+
+    "Added" is the arrival, or the release of an INVISIBLE_PATIENT document. One query (the count rides
+    along as a window function) plus the policy's one, reading only the recent documents whatever the size
+    of the record: the two disjoint halves of ``coalesce(released_at, submitted_at) >= since`` are each a
+    range of an index (never released: ``ix_document_patient_submitted``; released:
+    ``ix_document_patient_released``). The columns the home screen shows, not whole documents."""
     now = now or utcnow()
     decision = decide(session, Actor.patient(patient_id), patient_id, now=now)
     if not decision.allowed or decision.scope is None:
         return 0, []
     since = now - dt.timedelta(days=days)
-    conditions = [decision.scope.document_filter(), Document.source != "patient", Document.replaced_by_id.is_(None),
-                  func.coalesce(Document.released_at, Document.submitted_at) >= since]
-    rows = session.execute(select(Document, func.count().over().label("total")).where(*conditions)
-                           .order_by(Document.submitted_at.desc(), Document.id.desc()).limit(limit)).all()
-    return (int(rows[0].total) if rows else 0), [row[0] for row in rows]
+    columns = (Document.id, Document.title, Document.category, Document.author_name, Document.submitted_at)
+    visible = (decision.scope.document_filter(), Document.source != "patient", Document.replaced_by_id.is_(None))
+    recent = union_all(
+        select(*columns).where(*visible, Document.released_at.is_(None), Document.submitted_at >= since),
+        select(*columns).where(*visible, Document.released_at.is_not(None), Document.released_at >= since),
+    ).subquery("recent")
+    rows = session.execute(select(recent, func.count().over().label("total"))
+                           .order_by(recent.c.submitted_at.desc(), recent.c.id.desc()).limit(limit)).all()
+    latest = [NewDocument(r.id, r.title, r.category, r.author_name, r.submitted_at) for r in rows]
+    return (int(rows[0].total) if rows else 0), latest
 
 
 def flags(codes: Iterable[str]) -> tuple[str, ...]:

@@ -58,6 +58,10 @@ class Document(Base):
         Index("ix_document_patient_id", "patient_id", "id",
               postgresql_where=text("deleted_at IS NULL"), sqlite_where=text("deleted_at IS NULL"),
               postgresql_include=["masked", "author_professional_id", "replaced_by_id"]),
+        # the home screen's recent documents: those released lately (their arrival is read on the index above)
+        Index("ix_document_patient_released", "patient_id", "released_at",
+              postgresql_where=text("deleted_at IS NULL AND released_at IS NOT NULL"),
+              sqlite_where=text("deleted_at IS NULL AND released_at IS NOT NULL")),
         Index("ix_document_patient_category", "patient_id", "category"),
         Index("ix_document_patient_sha256", "patient_id", "sha256"),
     )
