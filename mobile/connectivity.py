@@ -255,7 +255,7 @@ def install(app, root) -> Connectivity:
     connectivity = Connectivity(app)
     app.connectivity = connectivity
     connectivity.watch(app.client)
-    app.bind(signed_in=connectivity.forget)
+    app.bind(signed_in=connectivity.forget, language=lambda *_a: connectivity._update_banner())
 
     banner = OfflineBanner()
     connectivity.bind(banner_text=banner.setter("text"))

@@ -16,6 +16,10 @@ private data directory as a whole (rooted phone, the app's own process, a full-d
 the secret sits next to the cache. Using the platform keystore (Android Keystore, iOS Keychain)
 for the device secret would close that gap; it is not available from this pure-Python module.
 Signing out of the device (``forget``) deletes the cache and the secret.
+
+Reading without network: :class:`OfflineAnswers` gives the API client (``CarnetClient.offline_store``)
+the last synced answer of the record's GETs, and keeps what the patient opened of a document; the app's
+offline mode (banner, probe, sync on reconnect) is ``mobile.connectivity``.
 """
 
 from __future__ import annotations

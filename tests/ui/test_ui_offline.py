@@ -186,3 +186,18 @@ def test_signing_out_forgets_the_offline_state(ui, enrolled_patient, totp_code, 
         assert app.offline_banner.height == 0
     finally:
         client.base_url = real_url
+
+
+def test_banner_sentence_in_both_languages(ui):
+    from mobile import i18n
+    from mobile.connectivity import synced_sentence
+
+    moment = dt.datetime(2026, 11, 22, 18, 37).timestamp()  # local time
+    assert synced_sentence(moment) == "Hors connexion — vous consultez les données du 22/11/2026 à 18:37"
+    ui.app.apply_preferences({"language": "en", "text_size": "normal"})
+    try:
+        assert synced_sentence(moment) == "Offline — you are viewing your data as of 22 Nov 2026 at 18:37"
+        assert synced_sentence(None) == "Offline — no data saved on this device yet."
+    finally:
+        ui.app.apply_preferences({"language": "fr", "text_size": "normal"})
+    assert i18n.get_language() == "fr"
