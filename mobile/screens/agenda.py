@@ -14,7 +14,7 @@ from kivy.uix.label import Label
 from mobile.api import ApiError
 from mobile.i18n import _
 
-from .agenda_common import AppointmentRow, agenda_api, load_kv, long_date, month_title
+from .agenda_common import AppointmentRow, agenda_api, load_kv, long_date, month_title, upper_first
 from .base import CarnetScreen
 
 load_kv()
@@ -120,7 +120,7 @@ class AgendaScreen(CarnetScreen):
             self.day_label = _("Touchez un jour pour voir ses rendez-vous.")
             self.ids.day_list.clear_widgets()
             return
-        self.day_label = long_date(day.isoformat()).capitalize()
+        self.day_label = upper_first(long_date(day.isoformat()))
         items = [i for i in self._month_items if i["local_date"] == day.isoformat()]
         self._rows(self.ids.day_list, items, _("Aucun rendez-vous ce jour-là."))
 

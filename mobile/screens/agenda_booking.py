@@ -11,7 +11,7 @@ from kivy.uix.boxlayout import BoxLayout
 from mobile.api import ApiError
 from mobile.i18n import _
 
-from .agenda_common import agenda_api, load_kv, long_date, parse_french_date, place_line
+from .agenda_common import agenda_api, load_kv, long_date, parse_french_date, place_line, upper_first
 from .base import CarnetScreen
 
 load_kv()
@@ -77,7 +77,7 @@ class AgendaBookingScreen(CarnetScreen):
         if not slot:
             return ""
         return _("{day} à {time}\n{name} — {specialty}\n{place}").format(
-            day=long_date(slot["local_date"]).capitalize(), time=slot["local_time"], name=slot["professional_name"],
+            day=upper_first(long_date(slot["local_date"])), time=slot["local_time"], name=slot["professional_name"],
             specialty=slot.get("specialty_label") or slot.get("visit_type_label") or "",
             place=place_line(slot.get("place")) or slot.get("visit_type_label") or "")
 

@@ -16,12 +16,15 @@ from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 
 from mobile.api.agenda import AgendaApi
-from mobile.i18n import _
+from mobile.i18n import _, get_language
 
 KV_FILE = str(Path(__file__).with_name("agenda_common.kv"))
 DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
           "novembre", "décembre")
+DAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+             "November", "December")
 
 
 def load_kv() -> None:
@@ -39,14 +42,24 @@ def agenda_api() -> AgendaApi:
     return api
 
 
+def _names() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return (DAYS_EN, MONTHS_EN) if get_language() == "en" else (DAYS, MONTHS)
+
+
 def long_date(iso_day: str) -> str:
-    """'2026-11-24' → 'mardi 24 novembre 2026'."""
+    """'2026-11-24' → 'mardi 24 novembre 2026' (in English: 'Tuesday 24 November 2026')."""
+    days, months = _names()
     day = dt.date.fromisoformat(iso_day)
-    return f"{DAYS[day.weekday()]} {day.day} {MONTHS[day.month - 1]} {day.year}"
+    return f"{days[day.weekday()]} {day.day} {months[day.month - 1]} {day.year}"
+
+
+def upper_first(text: str) -> str:
+    """'mardi 24 novembre' → 'Mardi 24 novembre' (``str.capitalize`` would lower 'November')."""
+    return text[:1].upper() + text[1:]
 
 
 def month_title(year: int, month: int) -> str:
-    return f"{MONTHS[month - 1].capitalize()} {year}"
+    return f"{upper_first(_names()[1][month - 1])} {year}"
 
 
 def parse_french_date(text: str) -> str | None:
@@ -91,7 +104,7 @@ class AppointmentRow(ButtonBehavior, BoxLayout):
     cancelled = BooleanProperty(False)
 
     def on_appointment(self, _instance, value: dict) -> None:
-        self.day_text = long_date(value["local_date"]).capitalize() if value.get("local_date") else ""
+        self.day_text = upper_first(long_date(value["local_date"])) if value.get("local_date") else ""
         self.time_text = when(value)
         self.title = value.get("title", "")
         self.place_text = place_line(value.get("place")) or (value.get("visit_type_label") or "")

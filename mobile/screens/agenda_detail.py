@@ -14,7 +14,7 @@ from mobile import theme
 from mobile.api import ApiError
 from mobile.i18n import _
 
-from .agenda_common import agenda_api, load_kv, long_date, place_line, saved_file, when
+from .agenda_common import agenda_api, load_kv, long_date, place_line, saved_file, upper_first, when
 from .base import CarnetScreen
 
 load_kv()
@@ -96,7 +96,7 @@ class AgendaDetailScreen(CarnetScreen):
     def when_text(self, a: dict) -> str:
         if not a:
             return ""
-        return f"{long_date(a['local_date']).capitalize()}\n{when(a)}"
+        return f"{upper_first(long_date(a['local_date']))}\n{when(a)}"
 
     def where_text(self, a: dict) -> str:
         if not a:

@@ -13,11 +13,13 @@ from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 
 from mobile.api.catalog import CatalogApi
-from mobile.i18n import _
+from mobile.i18n import _, get_language
 
 KV_FILE = str(Path(__file__).with_name("catalog_common.kv"))
 MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
           "novembre", "décembre")
+MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+             "November", "December")
 
 
 def load_kv() -> None:
@@ -36,11 +38,12 @@ def catalog_api() -> CatalogApi:
 
 
 def french_date(iso: str | None) -> str:
-    """'2027-01-10T09:00:00+00:00' or '2027-01-10' → '10 janvier 2027'."""
+    """'2027-01-10T09:00:00+00:00' or '2027-01-10' → '10 janvier 2027' (in English: '10 January 2027')."""
     if not iso:
         return ""
     day = dt.date.fromisoformat(iso[:10])
-    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+    months = MONTHS_EN if get_language() == "en" else MONTHS
+    return f"{day.day} {months[day.month - 1]} {day.year}"
 
 
 def connection_text(connection: dict | None) -> str:

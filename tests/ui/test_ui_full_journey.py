@@ -24,6 +24,12 @@ from tests.ui.journey_support import (PDF_IN_CDA, PDF_IN_CDA_TITLE, find_documen
 
 pytestmark = pytest.mark.ui
 
+FRENCH_DAYS = ("Lundi", "Mardi", "Mercredi", "Jeudi", "Vendredi", "Samedi", "Dimanche")
+FRENCH_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+                 "novembre", "décembre")
+ENGLISH_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+ENGLISH_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+                  "October", "November", "December")
 # What the patient reads, in each language (the texts the screens take from mobile/locale).
 LABELS = {
     "fr": {
@@ -38,6 +44,7 @@ LABELS = {
         "connected": "{name} est connecté avec les autorisations que vous avez choisies.",
         "close": "Fermer mon compte",
         "closed": "Votre compte est fermé.",
+        "day": lambda day: f"{FRENCH_DAYS[day.weekday()]} {day.day} {FRENCH_MONTHS[day.month - 1]} {day.year}",
     },
     "en": {
         "activate": "Activate my profile",
@@ -51,6 +58,7 @@ LABELS = {
         "connected": "{name} is connected with the authorisations you chose.",
         "close": "Close my account",
         "closed": "Your account is closed.",
+        "day": lambda day: f"{ENGLISH_DAYS[day.weekday()]} {day.day} {ENGLISH_MONTHS[day.month - 1]} {day.year}",
     },
 }
 # Per language, so that the two runs of one session do not meet in the directory or the slot search.
@@ -237,6 +245,7 @@ def test_whole_journey(lang, ui, live_backend, new_patient, totp_code, data_dir)
         [upcoming] = rows(agenda.ids.upcoming, AppointmentRow)
         assert upcoming.appointment["id"] == detail.appointment["id"]
         assert "Anne CHEVALIER" in texts(upcoming)
+        assert upcoming.day_text == labels["day"](first_day)
         shot(ui, f"journey-{lang}-09-agenda-upcoming")
 
         # -- 6. the inbox: the GP's message, and a reply
