@@ -148,7 +148,8 @@ def test_characters_outside_the_oauth_error_set_are_a_400_with_a_reason(client, 
     assert f"le paramètre {name} contient des caractères non autorisés" in body["detail"]
     assert body["errors"] == [{"field": name, "message": body["detail"]}]
     r = client.post("/api/v1/catalog/oauth/authorize", query_string=params,
-                    json={"permissions": ["measures.glucose.read"]}, headers={**world["headers"], "Accept-Language": "en"})
+                    json={"permissions": ["measures.glucose.read"]},
+                    headers={**world["headers"], "Accept-Language": "en"})
     assert r.status_code == 400 and r.mimetype == "application/problem+json", r.get_data(as_text=True)
     assert r.get_json()["detail"].startswith(f"Invalid authorisation request: parameter {name} contains characters")
     assert client.get("/api/v1/catalog/connections", headers=world["headers"]).get_json()["items"] == []

@@ -307,12 +307,16 @@ EXTERNAL_DTD = (b'<?xml version="1.0"?><!DOCTYPE ClinicalDocument SYSTEM "http:/
                 b'<ClinicalDocument xmlns="urn:hl7-org:v3"><title>CR</title></ClinicalDocument>')
 # the DOCTYPE past the first megabyte of the prolog (behind a comment), and a byte order mark
 ENTITY_PAST_THE_HEAD = (b"\xef\xbb\xbf<?xml version='1.0'?><!--" + b"x" * (1024 * 1024 + 16) + b"-->"
-                        b"<!DOCTYPE r [<!ENTITY e 'boom'>]><ClinicalDocument xmlns='urn:hl7-org:v3'>&e;</ClinicalDocument>")
+                        b"<!DOCTYPE r [<!ENTITY e 'boom'>]>"
+                        b"<ClinicalDocument xmlns='urn:hl7-org:v3'>&e;</ClinicalDocument>")
+# the same, with a text node past libxml2's 10 MB cap before the reference: the parser gives up before it
+ENTITY_BEHIND_A_HUGE_TEXT = ENTITY_PAST_THE_HEAD.replace(b"&e;", b"<text>" + b"A" * (11 * 1024 * 1024) + b"</text>&e;")
 
 
 @pytest.mark.parametrize("content, code", [(EXTERNAL_DTD, "fhir_xml_external_dtd"),
-                                           (ENTITY_PAST_THE_HEAD, "fhir_xml_entities")],
-                         ids=["external_dtd", "entity_past_the_head"])
+                                           (ENTITY_PAST_THE_HEAD, "fhir_xml_entities"),
+                                           (ENTITY_BEHIND_A_HUGE_TEXT, "fhir_xml_entities")],
+                         ids=["external_dtd", "entity_past_the_head", "entity_behind_a_huge_text"])
 def test_unsafe_xml_refuses_the_whole_bundle(client, db, camille, doctor, content, code):
     """The legacy import's hardened parser decides (migration/xmlsafe.py): the second document, inline, makes
     the whole submission refused, the first one included; the diagnostics name the entry."""

@@ -410,6 +410,7 @@ def _check_hash(attachment: dict[str, Any], data: bytes, entry: str) -> None:
 # viewer parses with entities off), but filing such a document would put an unreadable, hostile file in the
 # patient's record: the sender is told instead. Other XML faults are not a deposit's business.
 UNSAFE_XML_REASONS = {"xml_entities": "fhir_xml_entities", "xml_external_dtd": "fhir_xml_external_dtd"}
+_ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
 
 
 def _refuse_unsafe_xml(data: bytes, entry: str) -> None:
@@ -421,6 +422,10 @@ def _refuse_unsafe_xml(data: bytes, entry: str) -> None:
         xmlsafe.parse(data, max_bytes=len(data))  # the size was checked against the document limit
     except xmlsafe.XmlRefused as refused:
         code = UNSAFE_XML_REASONS.get(refused.reason)
+        if code is None and _ENTITY_DECLARATION.search(data):
+            # the parser stops at the first fault (a text node past libxml2's cap…): a declaration it never
+            # reached still makes the document one that declares entities
+            code = "fhir_xml_entities"
         if code is not None:
             raise DomainError(code, 422, entry=entry) from None
 
