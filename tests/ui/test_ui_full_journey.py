@@ -232,6 +232,7 @@ def test_whole_journey(lang, ui, live_backend, new_patient, totp_code, data_dir)
         ui.settle()
         slot = rows(booking.ids.results, SlotRow)[0]
         assert slot.slot["local_date"] == first_day.isoformat() and slot.slot["local_time"] == "09:00"
+        assert f"{labels['day'](first_day)}  ·  09:00" in texts(slot)
         ui.tap(slot)
         shot(ui, f"journey-{lang}-08-agenda-slot")
         ui.tap(booking.ids.confirm)
