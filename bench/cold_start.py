@@ -188,7 +188,8 @@ def main() -> None:
         server, url, backend_env = start_backend(workdir)
         token, name = signed_in_patient(backend_env, url)
         env = {**os.environ, "DISPLAY": display, "CARNET_API_URL": url, "CARNET_LANG": "fr",
-               "BENCH_TOKEN": token, "BENCH_NAME": name, "KIVY_NO_ARGS": "1", "KIVY_LOG_MODE": "PYTHON", "KIVY_NO_CONSOLELOG": "1",
+               "BENCH_TOKEN": token, "BENCH_NAME": name,
+               "KIVY_NO_ARGS": "1", "KIVY_LOG_MODE": "PYTHON", "KIVY_NO_CONSOLELOG": "1",
                "CARNET_DATA_DIR": str(workdir / "app"), "PYTHONPATH": str(ROOT),
                # Bytecode cached, as in an installed app, in a cache of the bench's own (not the work tree).
                "PYTHONPYCACHEPREFIX": str(workdir / "pycache")}
