@@ -3,13 +3,14 @@ each half of the condition an index range on PostgreSQL), with the same answers 
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 from backend.db import get_session
 from backend.professionals.models import Professional
 from backend.records import documents
 from backend.records.models import Document
 from backend.records.policy import Actor
-from tests.test_records_documents import LDL_SES, REAL_DOCUMENTS, camille, deposit, make_pro, read  # noqa: F401
+from tests.test_records_documents import IMG_PDF, LDL_SES, REAL_DOCUMENTS, camille, deposit, make_pro, read  # noqa: F401
 
 DAY = dt.timedelta(days=1)
 
@@ -60,3 +61,77 @@ def test_arrival_or_release_within_30_days_counts(app, client, db, camille):  # 
     db.get(Document, released_lately).replaced_by_id = old
     db.commit()
     assert _home(client, camille) == {"new_documents_count": 0, "new_documents_label": None, "new_documents": []}
+
+
+# --- the documents page: the owner's unfiltered page and counts use statements built once ---------------
+
+def _walk(session, scope, filters, limit, *, built_once: bool) -> list[int]:
+    ids, after = [], None
+    while True:
+        if built_once:
+            page = documents.list_documents(session, scope, filters, limit=limit, after=after)
+            items, after = page.items, page.next_cursor
+        else:  # the general path, built for this call
+            rows = list(session.execute(documents._page(scope, filters, limit, after)))
+            items = rows[:limit]
+            after = None
+            if len(rows) > limit:
+                last = items[-1]
+                key = (last.service_date or last.submitted_at) if filters.sort == "service" else last.submitted_at
+                after = documents.Cursor(key, last.id)
+        ids += [i.id for i in items]
+        if after is None:
+            return ids
+
+
+def test_the_owner_page_walks_like_the_general_path(app, db, camille):  # noqa: F811
+    pro = make_pro(app)
+    base = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    for i in range(12):  # equal dates in pairs: the id breaks the ties
+        deposit(app, camille.id, f"doc {i}".encode(), pro_id=pro, mime="text/plain", type_code=None,
+                class_code=None, title=f"Doc {i}", unique_id=f"1.2.250.1.993.{i}", submitted_at=base + (i // 2) * DAY,
+                service_date=None if i % 3 else base - i * DAY)
+    with app.app_context():
+        session = get_session()
+        owner = documents.Scope(camille.id, see_masked=True)
+        for sort in documents.SORTS:
+            for order in documents.ORDERS:
+                filters = documents.ListFilters(sort=sort, order=order)
+                walked = _walk(session, owner, filters, 5, built_once=True)
+                assert walked == _walk(session, owner, filters, 5, built_once=False), (sort, order)
+                assert len(walked) == 12 == len(set(walked))
+        session.rollback()
+
+
+def test_category_counts_follow_store_delete_mask_and_release(app, client, db, camille):  # noqa: F811
+    pro = make_pro(app)
+
+    def counts() -> dict[str, int]:
+        r = client.get("/api/v1/record/documents", headers=camille.headers)
+        assert r.status_code == 200
+        body = r.get_json()
+        assert body["total"] == sum(c["count"] for c in body["categories"])
+        return {c["category"]: c["count"] for c in body["categories"]}
+
+    letter = deposit(app, camille.id, read(LDL_SES), pro_id=pro).document
+    hidden = deposit(app, camille.id, read(REAL_DOCUMENTS[1]), pro_id=pro, unique_id="1.2.250.1.992.1",
+                     confidentiality=("N", "INVISIBLE_PATIENT")).document
+    first = counts()
+    assert sum(first.values()) == 1 and first[letter.category] == 1
+    upload = client.post("/api/v1/record/documents", headers=camille.headers, content_type="multipart/form-data",
+                         data={"file": (io.BytesIO(read(IMG_PDF)), "note.pdf"), "category": "RADIO_SC"})
+    assert upload.status_code == 201, upload.get_json()
+    assert counts() == {**first, "RADIO_SC": first.get("RADIO_SC", 0) + 1}
+    # masking hides from professionals, not from the patient
+    assert client.post(f"/api/v1/record/documents/{letter.id}/mask", headers=camille.headers).status_code == 200
+    assert counts() == {**first, "RADIO_SC": first.get("RADIO_SC", 0) + 1}
+    assert client.post(f"/api/v1/record/documents/{letter.id}/unmask", headers=camille.headers).status_code == 200
+    assert client.delete(f"/api/v1/record/documents/{upload.get_json()['id']}",
+                         headers=camille.headers).status_code == 204
+    assert counts() == first
+    _release(app, pro, hidden.id, dt.datetime.now(dt.timezone.utc))
+    released = counts()
+    assert sum(released.values()) == 2 and released[hidden.category] == first.get(hidden.category, 0) + 1
+    # filtered counts still take the general path
+    r = client.get("/api/v1/record/documents", query_string={"mine": "true"}, headers=camille.headers)
+    assert r.get_json()["total"] == 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -476,7 +477,7 @@ class Cursor:
 
 @dataclass
 class Page:
-    items: list[Document]
+    items: list[Any]  # rows of LISTED_COLUMNS
     next_cursor: Cursor | None
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -521,11 +522,17 @@ def _filters(scope: Scope, filters: ListFilters, *, with_categories: bool = True
     return conditions
 
 
-def list_documents(session: Session, scope: Scope, filters: ListFilters, *, limit: int,
-                   after: Cursor | None = None) -> Page:
-    """One page of the documents the scope permits, sorted, keyset-paginated (one query)."""
+# What a documents page item shows (``api_documents._item``) and what its cursor needs.
+LISTED_COLUMNS = (Document.id, Document.title, Document.category, Document.type_code, Document.class_code,
+                  Document.author_name, Document.author_rpps, Document.author_profession, Document.author_specialty,
+                  Document.author_organisation, Document.service_date, Document.submitted_at, Document.mime_type,
+                  Document.size, Document.source, Document.masked, Document.removal_requested_at)
+
+
+def _page(scope: Scope, filters: ListFilters, limit: int, after: Cursor | None) -> Select[Any]:
     key = _sort_key(filters.sort)
-    stmt = select(Document).where(*_filters(scope, filters))
+    # the columns the page shows, as rows: no ORM object per document on the hot path
+    stmt = select(*LISTED_COLUMNS).where(*_filters(scope, filters))
     if filters.order == "desc":
         if after is not None:
             stmt = stmt.where(or_(key < after.key, and_(key == after.key, Document.id < after.id)))
@@ -534,7 +541,43 @@ def list_documents(session: Session, scope: Scope, filters: ListFilters, *, limi
         if after is not None:
             stmt = stmt.where(or_(key > after.key, and_(key == after.key, Document.id > after.id)))
         stmt = stmt.order_by(key.asc(), Document.id.asc())
-    rows = list(session.scalars(stmt.limit(limit + 1)))
+    return stmt.limit(limit + 1)
+
+
+# The patient's own documents page without filters (what the app asks for most) and its category counts:
+# statements built once, with the patient, the cursor and the limit as parameters (building them cost
+# more CPU than running them).
+_OWNER = Scope(bindparam("patient_id"), see_masked=True)  # type: ignore[arg-type]
+
+
+@functools.cache
+def _owner_page(sort: str, order: str, with_cursor: bool) -> Select[Any]:
+    after = Cursor(bindparam("after_key"), bindparam("after_id")) if with_cursor else None  # type: ignore[arg-type]
+    return _page(_OWNER, ListFilters(sort=sort, order=order), 0, after).limit(bindparam("limit"))
+
+
+def _counts(scope: Scope, filters: ListFilters) -> Select[Any]:
+    return select(Document.category, func.count()).where(
+        *_filters(scope, filters, with_categories=False)).group_by(Document.category)
+
+
+_OWNER_COUNTS = _counts(_OWNER, ListFilters())
+
+
+def _is_owner(scope: Scope) -> bool:
+    return scope == Scope(scope.patient_id, see_masked=True)
+
+
+def list_documents(session: Session, scope: Scope, filters: ListFilters, *, limit: int,
+                   after: Cursor | None = None) -> Page:
+    """One page of the documents the scope permits, sorted, keyset-paginated (one query)."""
+    if _is_owner(scope) and filters == ListFilters(sort=filters.sort, order=filters.order):
+        params: dict[str, Any] = {"patient_id": scope.patient_id, "limit": limit + 1}
+        if after is not None:
+            params.update(after_key=after.key, after_id=after.id)
+        rows = list(session.execute(_owner_page(filters.sort, filters.order, after is not None), params))
+    else:
+        rows = list(session.execute(_page(scope, filters, limit, after)))
     page, more = rows[:limit], len(rows) > limit
     next_cursor = None
     if more and page:
@@ -547,8 +590,11 @@ def list_documents(session: Session, scope: Scope, filters: ListFilters, *, limi
 def category_counts(session: Session, scope: Scope, filters: ListFilters | None = None) -> dict[str, int]:
     """How many documents per category match (the category filter itself aside: counts feed the tabs)."""
     filters = filters or ListFilters()
-    rows = session.execute(select(Document.category, func.count()).where(
-        *_filters(scope, filters, with_categories=False)).group_by(Document.category)).all()
+    if _is_owner(scope) and filters.date_from is None and filters.date_to is None and not filters.author \
+            and not filters.text and filters.source is None:  # sort and order do not change a count
+        rows = session.execute(_OWNER_COUNTS, {"patient_id": scope.patient_id}).all()
+    else:
+        rows = session.execute(_counts(scope, filters)).all()
     return {category: int(count) for category, count in rows}
 
 
@@ -715,6 +761,24 @@ class NewDocument:
     submitted_at: dt.datetime
 
 
+def _recent(scope: Scope, since: Any, limit: int) -> Select[Any]:
+    columns = (Document.id, Document.title, Document.category, Document.author_name, Document.submitted_at)
+    visible = (scope.document_filter(), Document.source != "patient", Document.replaced_by_id.is_(None))
+    recent = union_all(
+        select(*columns).where(*visible, Document.released_at.is_(None), Document.submitted_at >= since),
+        select(*columns).where(*visible, Document.released_at.is_not(None), Document.released_at >= since),
+    ).subquery("recent")
+    return (select(recent, func.count().over().label("total"))
+            .order_by(recent.c.submitted_at.desc(), recent.c.id.desc()).limit(limit))
+
+
+@functools.cache
+def _owner_recent(limit: int) -> Select[Any]:
+    """The patient's own recent documents, with ``patient_id`` and ``since`` as parameters (building this
+    statement costs more CPU than running it)."""
+    return _recent(Scope(bindparam("patient_id"), see_masked=True), bindparam("since"), limit)  # type: ignore[arg-type]
+
+
 def new_documents(session: Session, patient_id: int, *, days: int = HOME_NEW_DAYS, limit: int = HOME_NEW_LIMIT,
                   now: dt.datetime | None = None) -> tuple[int, list[NewDocument]]:
     """Documents others added to the record in the last ``days`` that the patient may see: (count, latest).
@@ -729,14 +793,10 @@ def new_documents(session: Session, patient_id: int, *, days: int = HOME_NEW_DAY
     if not decision.allowed or decision.scope is None:
         return 0, []
     since = now - dt.timedelta(days=days)
-    columns = (Document.id, Document.title, Document.category, Document.author_name, Document.submitted_at)
-    visible = (decision.scope.document_filter(), Document.source != "patient", Document.replaced_by_id.is_(None))
-    recent = union_all(
-        select(*columns).where(*visible, Document.released_at.is_(None), Document.submitted_at >= since),
-        select(*columns).where(*visible, Document.released_at.is_not(None), Document.released_at >= since),
-    ).subquery("recent")
-    rows = session.execute(select(recent, func.count().over().label("total"))
-                           .order_by(recent.c.submitted_at.desc(), recent.c.id.desc()).limit(limit)).all()
+    if decision.scope == Scope(patient_id, see_masked=True):  # the owner's scope: the statement built once
+        rows = session.execute(_owner_recent(limit), {"patient_id": patient_id, "since": since}).all()
+    else:
+        rows = session.execute(_recent(decision.scope, since, limit)).all()
     latest = [NewDocument(r.id, r.title, r.category, r.author_name, r.submitted_at) for r in rows]
     return (int(rows[0].total) if rows else 0), latest
 
