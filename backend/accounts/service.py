@@ -544,8 +544,11 @@ def purge_retention(session: Session, now: dt.datetime | None = None) -> PurgeRe
     return PurgeReport(ids, erased, emails)
 
 
+_LIVE_DEVICES = select(func.count()).select_from(AuthToken).where(
+    AuthToken.patient_id == bindparam("patient_id"), AuthToken.kind == TokenKind.ACCESS,
+    AuthToken.revoked_at.is_(None), AuthToken.expires_at > bindparam("now"))
+
+
 def count_devices(session: Session, patient: Patient, now: dt.datetime | None = None) -> int:
     now = now or utcnow()
-    return session.scalar(select(func.count()).select_from(AuthToken).where(
-        AuthToken.patient_id == patient.id, AuthToken.kind == TokenKind.ACCESS, AuthToken.revoked_at.is_(None),
-        AuthToken.expires_at > now)) or 0
+    return session.scalar(_LIVE_DEVICES, {"patient_id": patient.id, "now": now}) or 0

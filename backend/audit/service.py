@@ -259,8 +259,14 @@ def erase_details(session: Session, patient_id: int) -> int:
     return result.rowcount or 0
 
 
+_LATEST_FOR_PATIENT = (select(AuditEntry).where(AuditEntry.patient_id == bindparam("patient_id"))
+                       .order_by(AuditEntry.seq.desc()).limit(bindparam("limit")))
+
+
 def entries_for_patient(session: Session, patient_id: int, *, limit: int = 20,
                         before_seq: int | None = None) -> list[AuditEntry]:
+    if before_seq is None:  # the home screen's recent activity: the statement built once
+        return list(session.scalars(_LATEST_FOR_PATIENT, {"patient_id": patient_id, "limit": limit}))
     stmt = select(AuditEntry).where(AuditEntry.patient_id == patient_id)
     if before_seq is not None:
         stmt = stmt.where(AuditEntry.seq < before_seq)

@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from backend.accounts.models import AccountState, Patient
@@ -34,9 +34,12 @@ def is_row_id(raw: str) -> bool:
     return raw.isdigit() and len(raw) <= 10 and 0 < int(raw) <= ROW_ID_MAX
 
 
+_PATIENT_BY_INS = select(Patient).where(Patient.nir == bindparam("nir"), Patient.ins_oid == bindparam("ins_oid"))
+
+
 def find_patient(session: Session, ins_oid: str, nir: str) -> Patient | None:
     """The patient whose INS is (OID, NIR): a test identity (…4.10) is not a production one (…4.8)."""
-    return session.scalar(select(Patient).where(Patient.nir == nir, Patient.ins_oid == ins_oid))
+    return session.scalar(_PATIENT_BY_INS, {"nir": nir, "ins_oid": ins_oid})
 
 
 def recipient(session: Session, ins_oid: str, nir: str) -> Patient:
