@@ -12,8 +12,8 @@ What it does, bounded in time and addresses (127.0.0.1 only):
    download, a professional ITI-67 search (with its audit write), a booking, a login — runs wrk with
    ``--connections`` clients for ``--duration`` seconds right after the same run against ``/api/health``
    (the framework floor), so each ratio compares two measurements taken seconds apart.
-4. Reads each gunicorn worker's memory (RSS and PSS) and measures the paged endpoints (documents page,
-   ITI-67) for patients holding 1, 100 and 1,000 documents.
+4. Reads each gunicorn worker's memory (RSS and PSS) and measures the endpoints that must not grow with
+   the record (home, documents page, ITI-67) for patients holding 1, 100 and 1,000 documents.
 5. Prints a table (and ``--json FILE`` writes the numbers), stops the server, empties Redis db 12.
 
 wrk comes from Debian (``apt-get install wrk``; ``make bench-load`` installs it when run as root).
@@ -470,7 +470,8 @@ def main() -> None:
         for name, requests in plan.items():
             if not args.only or name in args.only:
                 pair(name, requests)
-        paged = {"documents page": lambda p: [Request("GET", f"/api/v1/record/documents?limit={PAGE}", _bearer(t))
+        paged = {"home": lambda p: [Request("GET", "/api/v1/home", _bearer(t)) for t in p["tokens"]],
+                 "documents page": lambda p: [Request("GET", f"/api/v1/record/documents?limit={PAGE}", _bearer(t))
                                               for t in p["tokens"]],
                  "ITI-67 search + audit": lambda p: [_search(pro, nir) for pro, nir in p["searches"]]}
         if not args.only or "growth" in args.only:

@@ -21,9 +21,15 @@ RELEASED = sa.text("deleted_at IS NULL AND released_at IS NOT NULL")
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        # a large table: build the index without blocking writes (docs/deploy.md, "Schema migrations")
+        with op.get_context().autocommit_block():
+            op.create_index('ix_document_patient_released', 'document', ['patient_id', 'released_at'], unique=False,
+                            postgresql_where=RELEASED, postgresql_concurrently=True, if_not_exists=True)
+        return
     with op.batch_alter_table('document', schema=None) as batch_op:
         batch_op.create_index('ix_document_patient_released', ['patient_id', 'released_at'], unique=False,
-                              postgresql_where=RELEASED, sqlite_where=RELEASED)
+                              sqlite_where=RELEASED)
 
 
 def downgrade() -> None:
