@@ -3,7 +3,9 @@ appointment to another slot of the same professional."""
 
 from __future__ import annotations
 
+from kivy.clock import Clock
 from kivy.factory import Factory
+from kivy.metrics import dp
 from kivy.properties import BooleanProperty, DictProperty, NumericProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
@@ -72,6 +74,17 @@ class AgendaBookingScreen(CarnetScreen):
         for row in self.ids.results.children:
             if isinstance(row, SlotRow):
                 row.selected = row.slot.get("slot_id") == slot.get("slot_id")
+                if row.selected:
+                    self._keep_in_sight(row)
+
+    def _keep_in_sight(self, row: SlotRow) -> None:
+        # The confirmation card opens below the list and takes its room: once it is laid out, bring the
+        # chosen slot back above it (it was often half hidden by the card).
+        def scroll(_dt) -> None:
+            if row.parent is not None and row.selected:
+                self.ids.page.scroll_to(row, padding=dp(8), animate=False)
+
+        Clock.schedule_once(scroll, 0.1)
 
     def summary(self, slot: dict) -> str:
         if not slot:

@@ -234,6 +234,10 @@ def test_whole_journey(lang, ui, live_backend, new_patient, totp_code, data_dir)
         assert slot.slot["local_date"] == first_day.isoformat() and slot.slot["local_time"] == "09:00"
         assert f"{labels['day'](first_day)}  ·  09:00" in texts(slot)
         ui.tap(slot)
+        page = booking.ids.page
+        ui.wait_until(lambda: page.to_window(*page.pos)[1] - 1 <= slot.to_window(*slot.pos)[1]
+                      and slot.to_window(slot.x, slot.top)[1] <= page.to_window(page.x, page.top)[1] + 1,
+                      "the chosen slot is in sight above the confirmation")
         shot(ui, f"journey-{lang}-08-agenda-slot")
         ui.tap(booking.ids.confirm)
         detail = ui.wait_for_screen("agenda_detail")
