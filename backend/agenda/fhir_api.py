@@ -300,6 +300,6 @@ def cancel_appointment(appointment_id: int) -> Response:
     session = get_session()
     appointment, patient = _appointment_with_patient(appointment_id)
     pro = current_professional()
-    agenda.cancel(session, settings(), appointment, by="professional", actor_id=pro.id, now=web.now())
+    agenda.cancel(session, settings(), appointment, by="professional", actor_id=pro.rpps, now=web.now())
     session.commit()
     return fhir_response(fhir.appointment_resource(appointment, patient))

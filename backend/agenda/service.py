@@ -168,7 +168,7 @@ def publish_schedule(session: Session, pro: Professional, data: ScheduleInput, *
     _apply_schedule(schedule, data, now)
     session.add(schedule)
     session.flush()
-    audit.record(session, actor_type="professional", actor_id=pro.id, action="agenda.schedule_published",
+    audit.record(session, actor_type="professional", actor_id=pro.rpps, action="agenda.schedule_published",
                  details={"schedule_id": schedule.id}, at=now)
     return schedule
 
@@ -181,7 +181,7 @@ def update_schedule(session: Session, pro: Professional, schedule_id: int, data:
     schedule = own_schedule(session, pro, schedule_id)
     _apply_schedule(schedule, data, now)
     session.flush()
-    audit.record(session, actor_type="professional", actor_id=pro.id, action="agenda.schedule_updated",
+    audit.record(session, actor_type="professional", actor_id=pro.rpps, action="agenda.schedule_updated",
                  details={"schedule_id": schedule.id}, at=now)
     return schedule
 
@@ -406,7 +406,7 @@ def book_by_professional(session: Session, settings: AgendaSettings, pro: Profes
     schedule_reminders(session, settings, appointment, now)
     notify(session, patient.id, "appointment", ref_type="appointment", ref_id=appointment.id,
            dedupe_key=f"agenda-new:{appointment.id}", now=now)
-    audit.record(session, actor_type="professional", actor_id=pro.id, action="agenda.appointment_created",
+    audit.record(session, actor_type="professional", actor_id=pro.rpps, action="agenda.appointment_created",
                  patient_id=patient.id, details={"appointment_id": appointment.id}, at=now)
     return appointment
 
@@ -450,7 +450,7 @@ def _check_cutoff(settings: AgendaSettings, appointment: Appointment, now: dt.da
 
 
 def cancel(session: Session, settings: AgendaSettings, appointment: Appointment, *, by: str,
-           actor_id: int, now: dt.datetime | None = None) -> Appointment:
+           actor_id: int | str, now: dt.datetime | None = None) -> Appointment:
     """Cancel: the slot is freed and pending reminders are deleted in the same transaction. A patient
     must do it before the cut-off; the practice may cancel at any time (and the patient is told)."""
     now = now or utcnow()

@@ -232,6 +232,17 @@ def test_appointments_made_by_the_practice_appear_and_their_cancellation_notifie
     other = practice["alice"]
     assert client.get(f"/fhir/R4/Appointment/{created['id']}", headers=other.headers).status_code == 404
 
+    # the patient's access history names the practice (the trail keeps the RPPS, as for record reads)
+    history = client.get("/api/v1/record/history", headers=patient.headers).get_json()["items"]
+    by_action = {h["action"]: h for h in history if h["action"].startswith("agenda.appointment_")}
+    assert set(by_action) == {"agenda.appointment_created", "agenda.appointment_cancelled"}, history
+    for entry in by_action.values():
+        assert entry["actor"]["rpps"] == "10109876543" and "PETIT" in entry["actor"]["name"].upper(), entry
+    # the trail itself keeps the practice's RPPS, as for every professional action, not an internal id
+    actors = set(db.scalars(select(AuditEntry.actor_id).where(AuditEntry.action.like("agenda.%"),
+                                                               AuditEntry.actor_type == "professional")))
+    assert "10109876543" in actors and str(pro.id) not in actors, actors
+
 
 def test_own_entries_and_isolation_between_patients(app, client, practice):
     patient = practice["patient"]
