@@ -316,6 +316,7 @@ def test_whole_journey(lang, ui, live_backend, new_patient, totp_code, data_dir)
         settings = ui.wait_for_screen("settings")
         assert settings.ids.close_account.text == labels["close"]
         ui.type(settings.ids.close_password, patient.password)
+        ui._scroll_into_view(settings.ids.close_account)  # the password and the button, in one picture
         shot(ui, f"journey-{lang}-13-settings-close")
         ui.tap(settings.ids.close_account)
         welcome = ui.wait_for_screen("welcome")
