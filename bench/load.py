@@ -155,11 +155,13 @@ class CpuMeter:
         self.conn = psycopg.connect(serve_local.DATABASE_URL, autocommit=True)
         self.tick = os.sysconf("SC_CLK_TCK")
 
-    def _cpu(self, pid: int) -> float:
+    def _cpu(self, pid: int, children: bool = False) -> float:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             return 0.0
+        if children:  # cutime + cstime: what the process's exited (reaped) children used
+            return (int(fields[13]) + int(fields[14])) / self.tick
         return (int(fields[11]) + int(fields[12])) / self.tick
 
     def _pids(self) -> tuple[list[int], list[int]]:
@@ -171,7 +173,10 @@ class CpuMeter:
 
     def snapshot(self) -> dict[str, dict[int, float]]:
         workers, backends = self._pids()
-        return {"app": {p: self._cpu(p) for p in workers}, "db": {p: self._cpu(p) for p in backends}}
+        # gunicorn replaces a worker after `max_requests` (backend/production.py): the CPU of a worker that
+        # exited during a run is in the master's children time (key -1), not lost
+        app = {p: self._cpu(p) for p in workers} | {-1: self._cpu(self.master_pid, children=True)}
+        return {"app": app, "db": {p: self._cpu(p) for p in backends}}
 
     def since(self, before: dict[str, dict[int, float]]) -> tuple[float, float]:
         after = self.snapshot()

@@ -136,3 +136,42 @@ def test_iti67_takes_the_lock_after_its_reads(app, client, db, count_queries):
     assert selects and max(selects) < updates[0]
     db.expire_all()
     assert audit.verify(db).ok
+
+
+def test_concurrent_first_notifications_of_a_key_make_one(app, db):
+    """Audited reads no longer wait on each other until their commit, so two first searches of a day by one
+    professional in one record notify at the same time: the second finds the first one's notification
+    instead of failing on the unique key (PostgreSQL; SQLite serialises writers)."""
+    if db.get_bind().dialect.name != "postgresql":
+        return
+    from backend.notifications.models import Notification
+    from backend.notifications.service import notify
+
+    patient = create_patient(app)
+    factory = get_db(app).session_factory
+    first, second = factory(), factory()
+    results: list[int] = []
+    errors: list[Exception] = []
+    try:
+        a = notify(first, patient.patient_id, "professional_access", ref_type="access", ref_id=1, dedupe_key="k:1")
+
+        def other() -> None:
+            try:
+                results.append(notify(second, patient.patient_id, "professional_access", ref_type="access", ref_id=1,
+                                      dedupe_key="k:1").id)
+                second.commit()
+            except Exception as exc:  # surfaced below
+                errors.append(exc)
+                second.rollback()
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive()  # waiting on the unique index for the first transaction
+        first.commit()
+        thread.join(10)
+        assert not errors and results == [a.id]
+        assert db.scalar(select(func.count()).select_from(Notification).where(Notification.dedupe_key == "k:1")) == 1
+    finally:
+        first.close()
+        second.close()

@@ -37,6 +37,8 @@ def notify(session: Session, patient_id: int, kind: str, *, ref_type: str | None
         existing = session.scalar(select(Notification).where(Notification.dedupe_key == dedupe_key))
         if existing is not None:
             return existing
+        if session.get_bind().dialect.name == "postgresql":
+            return _notify_once(session, patient_id, kind, ref_type, ref_id, dedupe_key, now)
     notification = Notification(patient_id=patient_id, kind=kind, ref_type=ref_type,
                                 ref_id=None if ref_id is None else str(ref_id), dedupe_key=dedupe_key,
                                 created_at=now or utcnow())
@@ -45,6 +47,25 @@ def notify(session: Session, patient_id: int, kind: str, *, ref_type: str | None
     if notification.created_at <= utcnow():
         _dispatch_after_commit(session, notification.id)
     return notification
+
+
+def _notify_once(session: Session, patient_id: int, kind: str, ref_type: str | None, ref_id: str | int | None,
+                 dedupe_key: str, now: dt.datetime | None) -> Notification:
+    """Two transactions notifying the same key at once (two searches of one professional in one record, the
+    day's first): the second waits on the unique index, inserts nothing, then reads the first one's row."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    created = session.scalars(insert(Notification).values(
+        patient_id=patient_id, kind=kind, ref_type=ref_type, ref_id=None if ref_id is None else str(ref_id),
+        dedupe_key=dedupe_key, created_at=now or utcnow()).on_conflict_do_nothing(
+        index_elements=[Notification.dedupe_key]).returning(Notification)).one_or_none()
+    if created is None:
+        existing = session.scalar(select(Notification).where(Notification.dedupe_key == dedupe_key))
+        assert existing is not None
+        return existing
+    if created.created_at <= utcnow():
+        _dispatch_after_commit(session, created.id)
+    return created
 
 
 # --- dispatch right after the commit (one task per transaction, whatever the number of records) ---------
