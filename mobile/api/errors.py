@@ -67,6 +67,15 @@ class ApiError(Exception):
         return cls(status=status, code="unexpected", detail=_in(language, _UNEXPECTED_DETAIL))
 
     @classmethod
+    def from_response(cls, response: Any, language: str) -> ApiError:
+        """The error an HTTP answer that is not a success stands for (its problem+json, if any)."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        return cls.from_problem(response.status_code, body, response.headers.get("Retry-After"), language)
+
+    @classmethod
     def from_problem(
         cls, status: int, body: Any, retry_after_header: str | None, language: str
     ) -> ApiError:

@@ -47,12 +47,7 @@ def export_record(
     try:
         with client._session.get(url, headers=headers, stream=True, timeout=EXPORT_TIMEOUT) as response:
             if not response.ok:
-                try:
-                    body = response.json()
-                except ValueError:
-                    body = None
-                raise ApiError.from_problem(response.status_code, body, response.headers.get("Retry-After"),
-                                            client.language)
+                raise ApiError.from_response(response, client.language)
             name = _filename(response.headers.get("Content-Disposition"), f"carnet-dossier.{EXPORT_FORMATS[fmt]}")
             target = folder / name
             partial = target.with_name(target.name + ".part")

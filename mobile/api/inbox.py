@@ -123,12 +123,7 @@ class InboxApi:
             log.info("%s %s failed before any answer: %s", method, path, exc)
             raise ApiError.network(client.language) from exc
         if not response.ok:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            raise ApiError.from_problem(response.status_code, body, response.headers.get("Retry-After"),
-                                        client.language)
+            raise ApiError.from_response(response, client.language)
         if raw:
             return response.content
         if response.status_code == 204 or not response.content:

@@ -162,12 +162,7 @@ class NotificationsApi:
             log.info("%s %s failed before any answer: %s", method, path, exc)
             raise ApiError.network(client.language) from exc
         if not response.ok:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            raise ApiError.from_problem(response.status_code, body, response.headers.get("Retry-After"),
-                                        client.language)
+            raise ApiError.from_response(response, client.language)
         if response.status_code == 204 or not response.content:
             return None
         try:

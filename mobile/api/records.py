@@ -346,12 +346,7 @@ class RecordsApi:
             raise ApiError.network(client.language) from exc
         client.network_reached(True)
         if not response.ok:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            raise ApiError.from_problem(response.status_code, body, response.headers.get("Retry-After"),
-                                        client.language)
+            raise ApiError.from_response(response, client.language)
         return response
 
     def _as_json(self, response: requests.Response, method: str, path: str) -> Any:
