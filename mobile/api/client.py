@@ -116,6 +116,15 @@ class CarnetClient:
         self._keep_token(body, key="access_token")
         return body
 
+    def reactivate_account(self, code: str, device_name: str | None = None) -> dict:
+        """A closed account reopened during its retention period, after ``login`` (MFA token) with a code
+        of the second factor; keeps the access token. → ``{access_token, token_type, expires_at}``"""
+        body = self._post(
+            "/account/reactivate", {"code": code, "device_name": device_name or default_device_name()}
+        )
+        self._keep_token(body, key="access_token")
+        return body
+
     def logout(self) -> None:
         """End the session on the server. The token is forgotten even if the call fails:
         the patient asked to leave, and a stale token is useless to keep."""

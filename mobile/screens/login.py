@@ -1,8 +1,9 @@
-"""Signing in: NIR and password, then the one-time code of the second factor."""
+"""Signing in: NIR and password, then the one-time code of the second factor; a closed account is
+reopened from the code step (during its retention period) with the same code."""
 
 from __future__ import annotations
 
-from kivy.properties import OptionProperty
+from kivy.properties import BooleanProperty, OptionProperty
 from kivy.uix.screenmanager import NoTransition, SlideTransition
 
 from mobile.api import ApiError
@@ -16,6 +17,8 @@ STEPS = ("credentials", "otp")
 
 class LoginScreen(CarnetScreen):
     step = OptionProperty("credentials", options=STEPS)
+    # The code step was refused because the account is closed: the reactivation is offered.
+    closed = BooleanProperty(False)
 
     def start(self) -> None:
         self.reset()
@@ -24,6 +27,7 @@ class LoginScreen(CarnetScreen):
         if self.step == "otp":
             self.client.forget_token()
             self.error = ""
+            self.closed = False
             self.ids.code.text = ""
             self._go_to("credentials", direction="right")
         else:
@@ -32,6 +36,7 @@ class LoginScreen(CarnetScreen):
 
     def reset(self) -> None:
         super().reset()
+        self.closed = False
         for field in ("nir", "password", "code"):
             self.ids[field].text = ""
         self._go_to("credentials", animate=False)
@@ -82,9 +87,36 @@ class LoginScreen(CarnetScreen):
         self.app.signed_in_as()
 
     def _code_refused(self, error: ApiError) -> None:
-        self.ids.code.text = ""
         self.error = error.detail
+        if error.status == 403 and error.code == "account_closed":
+            # The code was not spent (the account state is checked first): it can reopen the account.
+            self.closed = True
+            return
+        self.ids.code.text = ""
         if error.status == 401 and error.code != "invalid_otp":
             # The sign-in attempt itself is over (expired or revoked): start again.
             self.client.forget_token()
             self._go_to("credentials", direction="right")
+
+    # -- a closed account -----------------------------------------------------------------
+
+    def submit_reactivation(self) -> None:
+        """``/account/reactivate`` with the code typed (a new one if it has expired meanwhile), then home."""
+        try:
+            code = normalise_otp(self.ids.code.text)
+        except FieldProblem as problem:
+            self.error = _(problem.message)
+            return
+        self.call(lambda: self.client.reactivate_account(code), self._reactivated, self._reactivation_refused)
+
+    def _reactivated(self, _result: dict) -> None:
+        self.closed = False
+        self.app.signed_in_as()
+
+    def _reactivation_refused(self, error: ApiError) -> None:
+        self.ids.code.text = ""
+        if error.code == "invalid_otp":
+            self.error = error.detail  # a new code, and the button again
+            return
+        self.closed = False
+        self._code_refused(error)
