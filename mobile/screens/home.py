@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+import time
+
 from kivy.app import App
+from kivy.clock import Clock
 from kivy.factory import Factory
 from kivy.properties import BooleanProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 
 from mobile.api import ApiError
+from mobile.api.records import MIGRATION_RUNNING, RecordsApi
 from mobile.background import run_in_background
 from mobile.i18n import _, format_datetime
 
 from .base import CarnetScreen
 from .records_home import load_home  # the record's section (documents, profile, access…)
+
+
+# The legacy import, followed while home is shown: asked again every few seconds while it runs.
+IMPORT_POLL_SECONDS = 3.0
+# Right after the activation, the import is queued but not recorded yet (state "none"): how long home
+# keeps asking before concluding there is no legacy dossier.
+IMPORT_QUEUE_WAIT_SECONDS = 90.0
+
+
+def just_activated(home: dict) -> bool:
+    """This session began with the activation: its audit entry bears the time of the last login
+    (both written by the same request), so the activation's import may still be on its way."""
+    last_login = home.get("last_login_at")
+    return bool(last_login) and any(
+        item.get("action") == "account.activated" and item.get("at") == last_login
+        for item in home.get("recent_activity") or []
+    )
 
 
 class NextStepRow(BoxLayout):
@@ -76,9 +97,14 @@ class HomeHub(BoxLayout):
 class HomeScreen(CarnetScreen):
     last_login = StringProperty("")
     loaded = BooleanProperty(False)
+    _import_poll = None  # the Clock event of the next question about the legacy import
+    _import_wait_until: float | None = None  # see IMPORT_QUEUE_WAIT_SECONDS
 
     def on_pre_enter(self, *_args) -> None:
         self.refresh()
+
+    def on_leave(self, *_args) -> None:
+        self._stop_import_poll()
 
     def on_enter(self, *_args) -> None:
         if self.app.signed_in:
@@ -110,9 +136,57 @@ class HomeScreen(CarnetScreen):
         )
         self.ids.records.show(home)
         self.loaded = True
+        status = home.get("records_migration")
+        if (self._import_wait_until is None and status is not None and status.get("state") == "none"
+                and just_activated(home)):
+            self._import_wait_until = time.monotonic() + IMPORT_QUEUE_WAIT_SECONDS
+        self._follow_import(status)
         connectivity = getattr(self.app, "connectivity", None)
         if connectivity is not None and self.app.signed_in:
             connectivity.sync()  # the copy of the record read without network, refreshed in background
+
+    # -- the legacy import, as it happens ---------------------------------------------------
+
+    def _import_under_way(self, status: dict | None) -> bool:
+        if not status:
+            return False
+        if status.get("state") in MIGRATION_RUNNING:
+            return True
+        return (status.get("state") == "none" and self._import_wait_until is not None
+                and time.monotonic() < self._import_wait_until)
+
+    def _on_screen(self) -> bool:
+        return self.app.signed_in and self.manager is not None and self.manager.current == self.name
+
+    def _follow_import(self, status: dict | None) -> None:
+        """Ask again in a few seconds while the import is pending or running and home is shown."""
+        self._stop_import_poll()
+        if self._on_screen() and self._import_under_way(status):
+            self._import_poll = Clock.schedule_once(lambda _dt: self._ask_import(status), IMPORT_POLL_SECONDS)
+
+    def _ask_import(self, last: dict) -> None:
+        self._import_poll = None
+        if not self._on_screen():
+            return
+        client = self.client
+
+        def asked(status: dict) -> None:
+            if not self._on_screen():
+                return
+            self.ids.records.show_migration(status)
+            self._follow_import(status)
+
+        def failed(error: ApiError) -> None:
+            # Quietly: the tile keeps its last line; a refused session is the other calls' business.
+            if error.status != 401:
+                self._follow_import(last)
+
+        run_in_background(lambda: RecordsApi(client).migration_status(), asked, failed)
+
+    def _stop_import_poll(self) -> None:
+        if self._import_poll is not None:
+            self._import_poll.cancel()
+            self._import_poll = None
 
     @staticmethod
     def _fill(container, rows, empty_text: str) -> None:
@@ -135,6 +209,8 @@ class HomeScreen(CarnetScreen):
 
     def reset(self) -> None:
         super().reset()
+        self._stop_import_poll()
+        self._import_wait_until = None
         self.last_login = ""
         self.loaded = False
         self.ids.next_steps.clear_widgets()

@@ -36,6 +36,8 @@ def migration_line(status: dict | None) -> str:
     if not status or (status.get("state") in (None, "none", "no_dossier") and not status.get("processed")):
         return ""
     if status["state"] in MIGRATION_RUNNING:
+        if not status.get("total"):
+            return _("Import en préparation…")
         return _("Import en cours : {done} sur {total}").format(done=status.get("processed", 0),
                                                                total=status.get("total", 0))
     if status.get("open_conflicts"):
@@ -74,6 +76,10 @@ class RecordsHomeSection(BoxLayout):
             row = RecordsNewDocument(document=document)
             row.bind(on_release=lambda row: self.open_document(row.document["id"]))
             box.add_widget(row)
+
+    def show_migration(self, status: dict | None) -> None:
+        """Where the legacy import stands, asked again while home is shown (progress, then the result)."""
+        self.migration = migration_line(status)
 
     def open(self, name: str) -> None:
         app = App.get_running_app()

@@ -1,21 +1,18 @@
 """The app as a whole (issue #9), in French and in English: one patient's journey through the real app,
 against the live backend, under Xvfb — activation with a legacy dossier waiting, the import report, a
 migrated PDF in the viewer, revoking a professional, booking an appointment, replying to a message,
-connecting a catalogue service, closing the account. Every step is taps and typing on the screens;
-the world around the patient (the old DMP's dossier, the professionals, the practice's opening hours,
-the catalogue) is set up beforehand through the ``carnet`` CLI and the professional FHIR API.
+connecting a catalogue service, closing the account and reopening it from the login screen. Every step
+is taps and typing on the screens; the world around the patient (the old DMP's dossier, the professionals,
+the practice's opening hours, the catalogue) is set up beforehand through the ``carnet`` CLI and the
+professional FHIR API.
 
 Screenshots: ``screenshots/journey-<lang>-NN-<step>.png``.
 """
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from mobile.api import CarnetClient
-from mobile.api.records import RecordsApi
 from mobile.screens.agenda_booking import SlotRow
 from mobile.screens.agenda_common import AppointmentRow
 from mobile.screens.catalog_common import PermissionRow, ServiceRow
@@ -44,6 +41,7 @@ LABELS = {
         "connected": "{name} est connecté avec les autorisations que vous avez choisies.",
         "close": "Fermer mon compte",
         "closed": "Votre compte est fermé.",
+        "reactivate": "Réactiver mon compte",
         "day": lambda day: f"{FRENCH_DAYS[day.weekday()]} {day.day} {FRENCH_MONTHS[day.month - 1]} {day.year}",
     },
     "en": {
@@ -58,6 +56,7 @@ LABELS = {
         "connected": "{name} is connected with the authorisations you chose.",
         "close": "Close my account",
         "closed": "Your account is closed.",
+        "reactivate": "Reactivate my account",
         "day": lambda day: f"{ENGLISH_DAYS[day.weekday()]} {day.day} {ENGLISH_MONTHS[day.month - 1]} {day.year}",
     },
 }
@@ -76,11 +75,6 @@ def data_dir(tmp_path, monkeypatch):
     """The app's preferences (language, text size) in a folder of this test."""
     monkeypatch.setenv("CARNET_DATA_DIR", str(tmp_path / "app-data"))
     return tmp_path / "app-data"
-
-
-def _pause() -> None:
-    """Between two polls of the server (the condition is asked once per frame otherwise)."""
-    time.sleep(0.2)
 
 
 def back(ui) -> None:
@@ -115,14 +109,14 @@ def test_whole_journey(lang, ui, live_backend, new_patient, totp_code, data_dir)
     live_backend.carnet("catalog", "seed")
 
     try:
-        # -- 0. the language, from the settings screen
-        if lang != "fr":
-            settings = app.show("settings")
-            ui.wait_for_screen("settings")
-            ui.tap(settings.ids[f"lang_{lang}"])
-            ui.wait_until(lambda: app.language == lang, f"the app speaks {lang}")
-            app.back("welcome")
+        # -- 0. the language, from the welcome screen's toggle (signed out: no settings yet)
         welcome = ui.wait_for_screen("welcome")
+        if lang != "fr":
+            assert welcome.ids.language.text == "English"
+            ui.tap(welcome.ids.language)
+            ui.wait_until(lambda: app.language == lang, f"the app speaks {lang}")
+            welcome = ui.wait_for_screen("welcome")
+            assert welcome.ids.language.text == "Français"
         assert welcome.ids.activate.text == labels["activate"]
         shot(ui, f"journey-{lang}-01-welcome")
 
@@ -150,15 +144,9 @@ def test_whole_journey(lang, ui, live_backend, new_patient, totp_code, data_dir)
 
         # -- 2. the import report: the activation started the import of the legacy dossier
         # The run is recorded by a task the activation queues (then the import runs on the queue): the home
-        # page, loaded at once, may predate it and does not poll; it shows the import once reloaded.
-        status = RecordsApi(CarnetClient(live_backend.url))
-        status.client.token = app.client.token
-        ui.wait_until(lambda: _pause() or status.migration_status()["state"] != "none",
-                      "the activation queued the import", timeout=60)
-        status.client.close()
-        home.refresh()
+        # page, loaded at once, may predate it; it keeps asking, and the tile appears by itself.
         records = home.ids.records
-        ui.wait_until(lambda: records.migration and not app.busy, "the home page mentions the import")
+        ui.wait_until(lambda: records.migration and not app.busy, "the home page mentions the import", timeout=60)
         shot(ui, f"journey-{lang}-03-home")
         ui.tap(records.ids.migration)
         review = ui.wait_for_screen("migration_review")
@@ -328,7 +316,7 @@ def test_whole_journey(lang, ui, live_backend, new_patient, totp_code, data_dir)
         ui.type(login.ids.password, patient.password)
         ui.tap(login.ids.sign_in)
         # The password still opens the way to reactivation (domain: a closed record may be reactivated
-        # during its retention); the code step then says the profile is closed, and nothing opens.
+        # during its retention); the code step then says the profile is closed, and offers to reopen it.
         ui.wait_until(lambda: login.step == "otp", "the code step is shown")
         ui.type(login.ids.code, totp_code(patient))
         ui.tap(login.ids.verify)
@@ -337,7 +325,15 @@ def test_whole_journey(lang, ui, live_backend, new_patient, totp_code, data_dir)
         refusal = login.last_error
         assert (refusal.status, refusal.code) == (403, "account_closed")
         assert login.ids.otp_error.text == refusal.detail and not app.signed_in
+        assert login.closed and login.ids.reactivate.text == labels["reactivate"]
         shot(ui, f"journey-{lang}-15-login-refused")
+
+        # -- 9. the account reopened from the login screen, with the same code
+        ui.tap(login.ids.reactivate)
+        home = ui.wait_for_screen("home")
+        ui.wait_until(lambda: home.loaded, "the home page is loaded")
+        assert app.signed_in and home.ids.greeting.text == labels["greeting"].format(name=patient.given_name)
+        shot(ui, f"journey-{lang}-16-reactivated-home")
     finally:
         # The app is shared by the session's UI tests: back to French, normal text.
         if app.language != "fr":
