@@ -211,6 +211,55 @@ def test_logout_returns_to_welcome(ui, enrolled_patient, live_backend, totp_code
     assert response.status_code == 401
 
 
+def test_closed_account_is_reactivated_from_the_login_screen(ui, enrolled_patient, live_backend, totp_code):
+    # The patient closed the account (another device, through the API); it is kept for the retention period.
+    with CarnetClient(live_backend.url) as client:
+        client.login(enrolled_patient.nir, enrolled_patient.password)
+        client.verify_otp(totp_code(enrolled_patient))
+        client.close_account(enrolled_patient.password)
+
+    welcome = ui.wait_for_screen("welcome")
+    ui.tap(welcome.ids.login)
+    login = ui.wait_for_screen("login")
+    ids = login.ids
+    ui.type(ids.nir, enrolled_patient.nir)
+    ui.type(ids.password, enrolled_patient.password)
+    ui.tap(ids.sign_in)
+    ui.wait_until(lambda: login.step == "otp", "the code step is shown")
+    assert ids.reactivate.opacity == 0 and ids.reactivate.disabled
+    good_code = totp_code(enrolled_patient)
+    ui.type(ids.code, good_code)
+    ui.tap(ids.verify)
+    ui.wait_until(lambda: login.closed, "the sign-in is refused: the account is closed")
+    ui.settle()
+    assert (login.last_error.status, login.last_error.code) == (403, "account_closed")
+    assert ids.otp_error.text == login.last_error.detail
+    # The refusal offers the way back, with the code still typed (the server did not spend it).
+    assert ids.reactivate.text == "Réactiver mon compte" and not ids.reactivate.disabled
+    assert ids.verify.disabled and ids.code.text == good_code
+    ui.screenshot("16-login-account-closed")
+
+    # A wrong code is refused like at sign-in, and the button stays.
+    ui.type(ids.code, "000000" if good_code != "000000" else "111111")
+    ui.tap(ids.reactivate)
+    ui.wait_until(lambda: login.last_error is not None and login.last_error.code == "invalid_otp",
+                  "the wrong code is refused")
+    ui.settle()
+    assert login.closed and ids.otp_error.text == login.last_error.detail and not ui.app.signed_in
+
+    ui.type(ids.code, good_code)
+    ui.tap(ids.reactivate)
+    home = ui.wait_for_screen("home")
+    ui.wait_until(lambda: home.loaded, "the home page is loaded")
+    ui.settle()
+    assert ui.app.signed_in and home.ids.greeting.text == f"Bonjour {enrolled_patient.given_name}"
+    assert not login.closed and ids.code.text == ""
+    ui.screenshot("17-home-after-reactivation")
+    with CarnetClient(live_backend.url) as client:
+        client.token = ui.app.client.token
+        assert client.me()["state"] == "active"
+
+
 ENGLISH_RUN = """
 import runpy
 
