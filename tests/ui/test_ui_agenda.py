@@ -7,50 +7,24 @@ publishes its opening hours over the professional FHIR API, as its software woul
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-from pathlib import Path
-from zoneinfo import ZoneInfo
-
 import pytest
 import requests
 
 from mobile.screens.agenda_booking import SlotRow
 from mobile.screens.agenda_common import AppointmentRow
 from mobile.screens.agenda_prevention import PreventionRow
+from tests.ui.journey_support import professional, publish_opening_hours, shot
 
 pytestmark = pytest.mark.ui
-
-SCREENSHOTS = Path(__file__).with_name("screenshots")
-PARIS = ZoneInfo("Europe/Paris")
-FHIR = "https://carnet.example/fhir/StructureDefinition/"
 
 
 @pytest.fixture
 def practice(live_backend):
     """A GP in Lyon open every day 09:00–12:00 from three days on (beyond the 24-hour cut-off), published
     over /fhir/R4."""
-    result = live_backend.carnet("pro", "create", "--rpps", "10101230000", "--family-name", "Lambert",
-                                 "--given-name", "Claire", "--profession", "10", "--specialty", "SM26")
-    token = json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])["token"]
-    first_day = dt.datetime.now(PARIS).date() + dt.timedelta(days=3)
-    schedule = {
-        "resourceType": "Schedule", "active": True,
-        "extension": [
-            {"url": FHIR + "schedule-slot-minutes", "valueInteger": 30},
-            {"url": FHIR + "schedule-opening-hours", "extension": [
-                {"url": "start", "valueDateTime": f"{first_day}T09:00:00"},
-                {"url": "end", "valueDateTime": f"{first_day}T12:00:00"},
-                {"url": "rrule", "valueString": "FREQ=DAILY"}]}],
-        "specialty": [{"coding": [{"code": "SM26", "display": "Médecine générale"}]}],
-        "actor": [{"reference": "#place"}],
-        "contained": [{"resourceType": "Location", "id": "place", "name": "Cabinet des Terreaux",
-                       "address": {"line": ["4 place des Terreaux"], "postalCode": "69001", "city": "Lyon"}}],
-    }
-    r = requests.post(f"{live_backend.url}/fhir/R4/Schedule", json=schedule, timeout=10,
-                      headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"})
-    assert r.status_code == 201, r.text
-    return first_day
+    pro = professional(live_backend, "10101230000", "Lambert", "Claire", specialty="SM26")
+    return publish_opening_hours(live_backend, pro, "Cabinet des Terreaux", "Lyon", "69001",
+                                 "4 place des Terreaux")
 
 
 @pytest.fixture
@@ -64,30 +38,6 @@ def signed_in(ui, enrolled_patient, live_backend, totp_code):
     return enrolled_patient
 
 
-_BACKDROPS: set[int] = set()
-
-
-def shot(ui, name):
-    """A picture of the app as drawn (the widget tree rendered off-screen), under the app's background.
-
-    Reading the window back (``Window.screenshot``) returned the top 160 px of the 400×760 window as
-    black or noise in some runs under Xvfb on this machine (760 − 600: Kivy's first window is 600 px
-    high; the cause was not pinned down). Rendering the tree into an FBO does not read the window."""
-    from kivy.graphics import Color, Rectangle
-
-    from mobile import theme
-
-    ui.settle()
-    root = ui.app.root
-    if id(root) not in _BACKDROPS:
-        with root.canvas.before:
-            Color(*theme.BACKGROUND)
-            Rectangle(pos=root.pos, size=root.size)
-        _BACKDROPS.add(id(root))
-    ui.frames(3)
-    target = SCREENSHOTS / f"{name}.png"
-    root.export_to_png(str(target))
-    return target
 
 
 def rows(container, kind):
