@@ -313,6 +313,7 @@ class Driver:
     def __init__(self, app, screenshots: Path) -> None:
         self.app = app
         self.screenshots = screenshots
+        self._backdrops: set[int] = set()
 
     # -- time ----------------------------------------------------------------------------
 
@@ -371,14 +372,25 @@ class Driver:
         self.settle()
         return self.screen
 
-    def screenshot(self, name: str) -> Path:
-        from kivy.core.window import Window
+    def screenshot(self, name: str, widget=None) -> Path:
+        """The app (or ``widget``) as drawn, rendered off-screen under the app's background.
 
+        Reading the window back (``Window.screenshot``) returned the top 160 px of the 400×760 window as
+        black or noise in some runs under Xvfb on this machine (760 − 600: Kivy's first window is 600 px
+        high; the cause was not pinned down). Rendering the tree into an FBO does not read the window."""
+        from kivy.graphics import Color, Rectangle
+
+        from mobile import theme
+
+        root = widget or self.app.root
+        if id(root) not in self._backdrops:
+            with root.canvas.before:
+                Color(*theme.BACKGROUND)
+                Rectangle(pos=root.pos, size=root.size)
+            self._backdrops.add(id(root))
         self.frames(3)
         target = self.screenshots / f"{name}.png"
-        # Window.screenshot numbers its files (name0001.png); give the file our name.
-        written = Window.screenshot(name=str(self.screenshots / f"{name}.png"))
-        os.replace(written, target)
+        root.export_to_png(str(target))
         return target
 
     # -- acting ---------------------------------------------------------------------------

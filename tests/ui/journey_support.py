@@ -99,27 +99,10 @@ def find_documents(live_backend, pro: requests.Session, nir: str) -> requests.Re
 
 # -- looking at the app ----------------------------------------------------------------------------
 
-_BACKDROPS: set[int] = set()
-
-
-def shot(ui, name: str) -> Path:
-    """The app as drawn, rendered off-screen under the app's background (reading the window back gives
-    a black band under Xvfb here: see ``tests/ui/test_ui_agenda.shot``)."""
-    from kivy.graphics import Color, Rectangle
-
-    from mobile import theme
-
+def shot(ui, name: str, widget=None) -> Path:
+    """Once the app is idle, a picture of it (or of ``widget``) as drawn (``Driver.screenshot``)."""
     ui.settle()
-    root = ui.app.root
-    if id(root) not in _BACKDROPS:
-        with root.canvas.before:
-            Color(*theme.BACKGROUND)
-            Rectangle(pos=root.pos, size=root.size)
-        _BACKDROPS.add(id(root))
-    ui.frames(3)
-    target = ui.screenshots / f"{name}.png"
-    root.export_to_png(str(target))
-    return target
+    return ui.screenshot(name, widget)
 
 
 def texts(widget) -> str:

@@ -7,37 +7,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
 from mobile.screens.catalog_common import PermissionRow, ServiceRow
+from tests.ui.journey_support import shot
 
 pytestmark = pytest.mark.ui
-
-SCREENSHOTS = Path(__file__).with_name("screenshots")
-_BACKDROPS: set[int] = set()
-
-
-def shot(ui, name):
-    """The app as drawn (the widget tree rendered off-screen, under the app's background): see
-    test_ui_agenda.shot for why the window is not read back."""
-    from kivy.graphics import Color, Rectangle
-
-    from mobile import theme
-
-    ui.settle()
-    root = ui.app.root
-    if id(root) not in _BACKDROPS:
-        with root.canvas.before:
-            Color(*theme.BACKGROUND)
-            Rectangle(pos=root.pos, size=root.size)
-        _BACKDROPS.add(id(root))
-    ui.frames(3)
-    target = SCREENSHOTS / f"{name}.png"
-    root.export_to_png(str(target))
-    return target
 
 
 def rows(container, kind):

@@ -17,10 +17,10 @@ import pytest
 import requests
 
 from mobile.screens.inbox_common import ChoiceButton, ThreadRow
+from tests.ui.journey_support import shot
 
 pytestmark = pytest.mark.ui
 
-SCREENSHOTS = Path(__file__).with_name("screenshots")
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 LAB_PDF = SHARED / "fixtures" / "external" / "ans-drimbox" / "cda" / "IMG_CR_IMG_2023.11_Doc_metier.pdf"
 EXT = "https://carnet.example/fhir/StructureDefinition/"
@@ -53,28 +53,6 @@ def signed_in(ui, enrolled_patient, totp_code):
     ui.app.signed_in = True
     ui.app.given_name = enrolled_patient.given_name
     return enrolled_patient
-
-
-_BACKDROPS: set[int] = set()
-
-
-def shot(ui, name: str, widget=None) -> Path:
-    """The app as drawn, rendered off-screen (see test_ui_agenda.shot for why not the window)."""
-    from kivy.graphics import Color, Rectangle
-
-    from mobile import theme
-
-    ui.settle()
-    root = widget or ui.app.root
-    if id(root) not in _BACKDROPS:
-        with root.canvas.before:
-            Color(*theme.BACKGROUND)
-            Rectangle(pos=root.pos, size=root.size)
-        _BACKDROPS.add(id(root))
-    ui.frames(3)
-    target = SCREENSHOTS / f"{name}.png"
-    root.export_to_png(str(target))
-    return target
 
 
 def test_read_save_reply_and_a_conversation_without_replies(ui, live_backend, doctor, signed_in, tmp_path):
