@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, bindparam, false, or_, select, true
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.accounts.models import AccountState, Patient
@@ -211,11 +211,16 @@ class _RecordState:
 def _record_state(session: Session, patient_id: int) -> _RecordState | None:
     # Columns, not the entity: an identity-mapped Record could be stale; a change made by the patient
     # in another transaction must count on the very next request.
-    row = session.execute(
-        select(Patient.state, Record.emergency_samu, Record.emergency_btg, Record.emergency_masked,
-               Record.medecin_traitant_id, Record.administrator_id)
-        .join(Patient, Patient.id == Record.patient_id).where(Record.patient_id == patient_id)).one_or_none()
+    row = session.execute(_RECORD_STATE, {"patient_id": patient_id}).one_or_none()
     return None if row is None else _RecordState(*row)
+
+
+# Built once (every authenticated read asks the policy): only the parameters change per request.
+_RECORD_STATE = (select(Patient.state, Record.emergency_samu, Record.emergency_btg, Record.emergency_masked,
+                        Record.medecin_traitant_id, Record.administrator_id)
+                 .join(Patient, Patient.id == Record.patient_id).where(Record.patient_id == bindparam("patient_id")))
+_BLOCKED = select(Block.id).where(Block.patient_id == bindparam("patient_id"), Block.rpps == bindparam("rpps"),
+                                  Block.removed_at.is_(None)).limit(1)
 
 
 def professional_scope(patient_id: int, pro: Professional, *, see_masked: bool,
@@ -228,8 +233,7 @@ def professional_scope(patient_id: int, pro: Professional, *, see_masked: bool,
 
 
 def is_blocked(session: Session, patient_id: int, rpps: str) -> bool:
-    return session.scalar(select(Block.id).where(Block.patient_id == patient_id, Block.rpps == rpps,
-                                                 Block.removed_at.is_(None)).limit(1)) is not None
+    return session.scalar(_BLOCKED, {"patient_id": patient_id, "rpps": rpps}) is not None
 
 
 def decide(session: Session, actor: Actor, patient_id: int, *, purpose: Purpose = Purpose.TREAT,
