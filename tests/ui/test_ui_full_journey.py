@@ -11,11 +11,14 @@ Screenshots: ``screenshots/journey-<lang>-NN-<step>.png``.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mobile.screens.agenda_booking import SlotRow
 from mobile.screens.agenda_common import AppointmentRow
 from mobile.screens.catalog_common import PermissionRow, ServiceRow
+from mobile.screens.home import IMPORT_POLL_SECONDS
 from tests.ui.journey_support import (PDF_IN_CDA, PDF_IN_CDA_TITLE, find_documents, lay_out_legacy_dossier,
                                       professional, publish_opening_hours, rows, send_message, shot, texts)
 
@@ -90,7 +93,7 @@ def home_tile(ui, home, tile):
 
 
 @pytest.mark.parametrize("lang", ["fr", "en"])
-def test_whole_journey(lang, ui, live_backend, new_patient, totp_code, data_dir):
+def test_whole_journey(lang, ui, live_backend, new_patient, totp_code, data_dir, capsys):
     labels, place = LABELS[lang], WORLD[lang]
     patient = new_patient
     app = ui.app
@@ -139,14 +142,28 @@ def test_whole_journey(lang, ui, live_backend, new_patient, totp_code, data_dir)
         ui.type(ids.code, totp_code(patient))
         ui.tap(ids.confirm)
         home = ui.wait_for_screen("home")
+        records = home.ids.records
+        seen = []  # the import tile's lines as home shows them, with when
+
+        def tile_line(_section, line):
+            seen.append((time.monotonic(), line))
+
+        records.bind(migration=tile_line)
         ui.wait_until(lambda: home.loaded, "the home page is loaded")
+        loaded_at = time.monotonic()
         assert home.ids.greeting.text == labels["greeting"].format(name=patient.given_name)
 
         # -- 2. the import report: the activation started the import of the legacy dossier
         # The run is recorded by a task the activation queues (then the import runs on the queue): the home
         # page, loaded at once, may predate it; it keeps asking, and the tile appears by itself.
-        records = home.ids.records
         ui.wait_until(lambda: records.migration and not app.busy, "the home page mentions the import", timeout=60)
+        ui.wait_until(lambda: not home._import_poll, "home stops asking once the import is over", timeout=90)
+        records.unbind(migration=tile_line)
+        shown = [(at, line) for at, line in seen if line]
+        with capsys.disabled():
+            print(f"\n[journey-{lang}] import tile shown {shown[0][0] - loaded_at:.1f} s after home loaded, "
+                  f"without reloading it (asked every {IMPORT_POLL_SECONDS:.0f} s); lines: "
+                  f"{[line for _at, line in shown]}")
         shot(ui, f"journey-{lang}-03-home")
         ui.tap(records.ids.migration)
         review = ui.wait_for_screen("migration_review")
