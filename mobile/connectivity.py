@@ -88,6 +88,7 @@ class Connectivity(EventDispatcher):
         self._probe_event = None
         self._probing = False
         self._last_sync = 0.0
+        self._synced_token: str | None = None  # the session the last sync was for
         self._patient_key: str | None = None
 
     # -- what the client says ------------------------------------------------------------
@@ -163,14 +164,15 @@ class Connectivity(EventDispatcher):
         client = app.client
         if not self.online or not app.signed_in or not client.token or self.syncing:
             return False
-        if not force and time.monotonic() - self._last_sync < SYNC_MIN_SECONDS:
+        # A new session (another sign-in, another patient) is synced at once, whatever the last sync's age.
+        if not force and client.token == self._synced_token and time.monotonic() - self._last_sync < SYNC_MIN_SECONDS:
             return False
         from mobile.offline import sync_record  # cryptography: imported when first needed, not at start-up
         from mobile.screens.settings import data_dir
 
         folder = data_dir()
         worker = CarnetClient(client.base_url, language=client.language, timeout=client.timeout)
-        worker.token = client.token
+        worker.token = token = client.token
         self.syncing = True
         started = time.monotonic()
 
@@ -186,15 +188,18 @@ class Connectivity(EventDispatcher):
             finally:
                 worker.close()
             self.last_sync_seconds = time.monotonic() - started
-            Clock.schedule_once(lambda _dt: self._synced(client, *outcome, reload=reload))
+            Clock.schedule_once(lambda _dt: self._synced(client, token, *outcome, reload=reload))
 
         threading.Thread(target=work, name="carnet-sync", daemon=True).start()
         return True
 
-    def _synced(self, client: CarnetClient, ok: bool, result, reload: bool) -> None:
+    def _synced(self, client: CarnetClient, token: str, ok: bool, result, reload: bool) -> None:
         self.syncing = False
         if client is not self.app.client or not self.app.signed_in:
             return  # signed out meanwhile: nothing of the patient is attached to the app again
+        if client.token != token:
+            self.sync()  # another session began meanwhile: nothing of the old one is kept, the new one is synced
+            return
         if not ok:
             if result.is_network:
                 self.went_offline()
@@ -204,6 +209,7 @@ class Connectivity(EventDispatcher):
         from mobile.offline import OfflineAnswers
 
         self._last_sync = time.monotonic()
+        self._synced_token = token
         store = OfflineAnswers(result)
         client.offline_store = store
         self._patient_key = result.patient_key
