@@ -148,7 +148,7 @@ def clipped_labels(root) -> list[str]:
 def test_no_clipped_label_at_the_largest_text_size(ui, enrolled_patient, totp_code, live_backend, tmp_path,
                                                    monkeypatch):
     from mobile import theme
-    from tests.ui.test_ui_settings import shot
+    from tests.ui.journey_support import shot
 
     monkeypatch.setenv("CARNET_DATA_DIR", str(tmp_path))  # preferences.json of this test only
     app = ui.app

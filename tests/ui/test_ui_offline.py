@@ -15,7 +15,7 @@ from mobile.api import CarnetClient
 from mobile.api.agenda import AgendaApi
 from mobile.api.records import RecordsApi
 
-from tests.ui.test_ui_settings import shot
+from tests.ui.journey_support import shot
 
 pytestmark = pytest.mark.ui
 

@@ -7,31 +7,9 @@ from __future__ import annotations
 import pytest
 
 from mobile.main import BACK_TO, SCREENS
+from tests.ui.journey_support import shot
 
 pytestmark = pytest.mark.ui
-
-_BACKDROPS: set[int] = set()
-
-
-def shot(ui, name):
-    """The widget tree rendered off-screen (reading the window back gives a black band under Xvfb
-    here: see ``tests/ui/test_ui_agenda.shot``)."""
-    from kivy.graphics import Color, Rectangle
-
-    from mobile import theme
-
-    ui.settle()
-    root = ui.app.root
-    if id(root) not in _BACKDROPS:
-        with root.canvas.before:
-            Color(*theme.BACKGROUND)
-            Rectangle(pos=root.pos, size=root.size)
-        _BACKDROPS.add(id(root))
-    ui.frames(3)
-    target = ui.screenshots / f"{name}.png"
-    root.export_to_png(str(target))
-    return target
-
 
 HUB = ("agenda", "inbox", "notifications", "catalog", "emergency_card", "settings")
 
