@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import zipfile
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -45,19 +46,19 @@ def safe_member_name(name: str) -> str | None:
     return "/".join(parts)
 
 
-class PackageFiles:
-    """A read-only set of named files (relative POSIX paths)."""
+class PackageFiles(ABC):
+    """A read-only set of named files (relative POSIX paths): a folder (DirFiles) or a zip (ZipFiles)."""
 
     label: str
 
-    def names(self) -> list[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def names(self) -> list[str]: ...
 
-    def size(self, name: str) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def size(self, name: str) -> int: ...
 
-    def read(self, name: str) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def read(self, name: str) -> bytes: ...
 
 
 class DirFiles(PackageFiles):
