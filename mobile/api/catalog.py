@@ -8,16 +8,13 @@ call is blocking: screens run them off the UI thread.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
-from .client import API_PREFIX, CarnetClient
-from .errors import ApiError
+from .client import CarnetClient, send_json
 
-log = logging.getLogger(__name__)
 
 OAUTH_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
                 "code_challenge_method")
@@ -84,25 +81,7 @@ class CatalogApi:
     # -- plumbing -------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, *, params: dict | None = None, json: dict | None = None) -> Any:
-        client = self.client
-        headers = {"Accept": "application/json", "Accept-Language": client.language}
-        if client.token:
-            headers["Authorization"] = f"Bearer {client.token}"
-        query = {k: v for k, v in (params or {}).items() if v not in (None, "")}
-        try:
-            response = self._session.request(method, f"{client.base_url}{API_PREFIX}{path}", params=query,
-                                             json=json, headers=headers, timeout=client.timeout)
-        except requests.RequestException as exc:
-            log.info("%s %s failed before any answer: %s", method, path, exc)
-            raise ApiError.network(client.language) from exc
-        if not response.ok:
-            raise ApiError.from_response(response, client.language)
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise ApiError.unexpected(client.language, response.status_code) from None
+        return send_json(self._session, self.client, method, path, params=params, json=json)
 
     def close(self) -> None:
         self._session.close()

@@ -32,6 +32,30 @@ def default_device_name() -> str:
     return f"Carnet mobile ({system}{' – ' + node if node else ''})"[:100]
 
 
+def send_json(session: requests.Session, client: CarnetClient, method: str, path: str, *,
+              params: dict | None = None, json: dict | None = None) -> Any:
+    """One JSON call of a feature's client over its own ``session``, with ``client``'s server, language and
+    token: → the answer's JSON (None for an empty answer); ApiError for no answer, a problem, or not JSON."""
+    headers = {"Accept": "application/json", "Accept-Language": client.language}
+    if client.token:
+        headers["Authorization"] = f"Bearer {client.token}"
+    query = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+    try:
+        response = session.request(method, f"{client.base_url}{API_PREFIX}{path}", params=query,
+                                   json=json, headers=headers, timeout=client.timeout)
+    except requests.RequestException as exc:
+        log.info("%s %s failed before any answer: %s", method, path, exc)
+        raise ApiError.network(client.language) from exc
+    if not response.ok:
+        raise ApiError.from_response(response, client.language)
+    if response.status_code == 204 or not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        raise ApiError.unexpected(client.language, response.status_code) from None
+
+
 class CarnetClient:
     """One patient's conversation with the API.
 

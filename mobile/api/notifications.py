@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +27,8 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .client import API_PREFIX, CarnetClient
-from .errors import ApiError
+from .client import CarnetClient, send_json
 
-log = logging.getLogger(__name__)
 
 PUSH_ENDPOINT_ENV = "CARNET_PUSH_ENDPOINT"
 
@@ -150,25 +147,7 @@ class NotificationsApi:
     # -- plumbing -------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, *, params: dict | None = None, json: dict | None = None) -> Any:
-        client = self.client
-        headers = {"Accept": "application/json", "Accept-Language": client.language}
-        if client.token:
-            headers["Authorization"] = f"Bearer {client.token}"
-        query = {k: v for k, v in (params or {}).items() if v not in (None, "")}
-        try:
-            response = self._session.request(method, f"{client.base_url}{API_PREFIX}{path}", params=query,
-                                             json=json, headers=headers, timeout=client.timeout)
-        except requests.RequestException as exc:
-            log.info("%s %s failed before any answer: %s", method, path, exc)
-            raise ApiError.network(client.language) from exc
-        if not response.ok:
-            raise ApiError.from_response(response, client.language)
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise ApiError.unexpected(client.language, response.status_code) from None
+        return send_json(self._session, self.client, method, path, params=params, json=json)
 
     def close(self) -> None:
         self._session.close()
