@@ -29,6 +29,8 @@ FEATURES = [
     "migration",
     "backend.catalog",
     "backend.fhir",
+    "backend.insurer",
+    "backend.family",
 ]
 
 
@@ -52,6 +54,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from backend.tasks import configure_queue
 
     Database().init_app(app, app.config["SQLALCHEMY_URL"])
+    from backend import blobs
+
+    blobs.init_app(app)  # document and attachment bytes: a directory or an S3 bucket (backend/blobs.py)
     configure_queue(app)
     web.init_app(app)
     register_error_handlers(app)
@@ -61,11 +66,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     for feature in FEATURES:
         importlib.import_module(feature).init_app(app)
     _register_plain_routes(app)
-    from backend import production
+    from backend.tools import production
 
     production.init_app(app)  # /api/ready; ProxyFix when CARNET_PROXY_FIX_COUNT > 0
 
-    from backend.cli import register_commands
+    from backend.tools.cli import register_commands
 
     register_commands(app)
     return app
@@ -85,10 +90,10 @@ def _register_plain_routes(app: Flask) -> None:
         # A body under /api that is not JSON is refused (415) before any parsing.
         if request.path.startswith("/api/") and request.method in {"POST", "PUT", "PATCH"}:
             if request.content_length and not request.is_json and request.mimetype != "multipart/form-data":
-                from backend.errors import problem
+                from backend.errors import error_response
                 from backend.i18n import message
 
-                return problem(415, "unsupported_media_type", message("unsupported_media_type"))
+                return error_response(415, "unsupported_media_type", message("unsupported_media_type"))
         return None
 
     @app.after_request

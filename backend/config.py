@@ -24,19 +24,25 @@ DEFAULTS: dict[str, object] = {
     # Task queue: "sqlite" (embedded, no server), "redis" (production) or "immediate" (tests).
     "TASK_QUEUE": "sqlite",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
-    # Throttling storage for the `limits` library: memory:// (one process) or redis://…
-    "RATELIMIT_STORAGE_URL": "memory://",
     # Account lifecycle (domain.md)
     "ACTIVATION_CODE_VALIDITY_DAYS": 42,
     "ACTIVATION_CODE_MAX_ATTEMPTS": 5,
     "RETENTION_YEARS": 10,
     "PASSWORD_MIN_LENGTH": 9,
-    # Tokens
-    "ACCESS_TOKEN_TTL_HOURS": 24 * 30,
+    # Family space (domain.md, "Children, legal representatives and carers")
+    "FAMILY_MAX_CARERS_PER_PATIENT": 3,
+    "FAMILY_MAX_PATIENTS_PER_CARER": 5,
+    "FAMILY_MAX_REPRESENTATIVES": 2,
+    "FAMILY_INVITATION_VALIDITY_DAYS": 14,
+    "FAMILY_MAJORITY_AGE": 18,
+    # Tokens. A device session ends after SESSION_IDLE_MINUTES without a request, and in any case
+    # ACCESS_TOKEN_TTL_HOURS after the sign-in (README, "Security choices").
+    "ACCESS_TOKEN_TTL_HOURS": 12,
+    "SESSION_IDLE_MINUTES": 30,
     "MFA_TOKEN_TTL_MINUTES": 10,
     "ENROLMENT_TOKEN_TTL_MINUTES": 30,
     "EMAIL_OTP_TTL_MINUTES": 10,
-    # Throttling of failed attempts: "<count> per <window>"
+    # Throttling of failed attempts, counted in the database (every worker shares them): "<count> per <window>"
     "LOGIN_FAILURES_PER_ACCOUNT": "5 per 15 minutes",
     "LOGIN_FAILURES_PER_ADDRESS": "30 per 15 minutes",
     "MAX_CONTENT_LENGTH": 12 * 1024 * 1024,
@@ -46,9 +52,21 @@ DEFAULTS: dict[str, object] = {
     # `carnet keys rotate` re-wraps every patient's data key.
     "MASTER_KEY": None,
     "MASTER_KEYS_PREVIOUS": "",
+    # The address clients reach this server at (scheme, host, port, no trailing slash): every absolute link
+    # the server writes (FHIR fullUrl, Bundle.link, Location) starts with it, never with the request's Host.
+    # The default is what `make run` serves; set it in production (docs/deploy.md).
+    "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
 }
 
 MIN_SECRET_LENGTH = 16
+
+
+def add_defaults(config: dict, defaults: dict[str, object]) -> None:
+    """A feature's own settings, each with the domain's default, under what the environment (``CARNET_``)
+    or the caller already set: the core's are :data:`DEFAULTS` above; each feature passes its table here
+    from its ``init_app`` (the one way a default enters the configuration)."""
+    for key, value in defaults.items():
+        config.setdefault(key, value)
 
 
 def database_url(config: dict, instance_path: str) -> str:

@@ -49,6 +49,11 @@ class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: UTCDateTime()}
 
 
+# Primary keys are INTEGER (32-bit on PostgreSQL): a larger identifier names no row, and must not reach the
+# driver (PostgreSQL refuses to compare it).
+ROW_ID_MAX = 2**31 - 1
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 

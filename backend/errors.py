@@ -1,16 +1,21 @@
 """Every error as ``application/problem+json`` (RFC 9457), with a localized ``detail``.
 
 Domain code raises :class:`DomainError`; HTTP errors from Flask/werkzeug and validation errors from
-webargs are turned into the same shape here, so clients read one format.
+webargs are turned into the same shape here, so clients read one format. A path prefix may register
+another shape (:func:`register_error_shape`: the FHIR bases answer ``OperationOutcome``); the handlers
+here stay the one place that turns an exception into a status, a code and a sentence.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, json, request
+from flask import Flask, Response, current_app, has_request_context, json, request
 from werkzeug.exceptions import HTTPException
 
+from backend.error_messages import field_message
+from backend.error_messages import title as localized_title
 from backend.i18n import message
 
 log = logging.getLogger(__name__)
@@ -92,11 +97,33 @@ class TooManyAttempts(DomainError):
         return message("too_many_requests", lang, retry_after=seconds)
 
 
+# A path prefix whose errors take another shape than problem+json (the FHIR bases answer OperationOutcome):
+# (status, code, detail, errors, headers) -> Response. Registered by the layer that owns the prefix.
+ErrorShape = Callable[[int, str, str, Any, dict[str, str]], Response]
+SHAPES = "carnet.error_shapes"
+
+
+def register_error_shape(app: Flask, prefix: str, render: ErrorShape) -> None:
+    """Every error answered under ``prefix`` (a path like ``/fhir/R4``) is rendered by ``render``: the errors
+    of its views, unknown paths and methods below it, a database outage — whoever raised them."""
+    app.extensions.setdefault(SHAPES, {})[prefix.rstrip("/")] = render
+
+
+def error_response(status: int, code: str, detail: str, *, errors: Any = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    """The one place that decides the shape of an error for the request's path."""
+    path = request.path if has_request_context() else ""
+    for prefix, render in (current_app.extensions.get(SHAPES, {}) if has_request_context() else {}).items():
+        if path == prefix or path.startswith(prefix + "/"):
+            return render(status, code, detail, errors, dict(headers or {}))
+    return problem(status, code, detail, errors=errors, headers=headers)
+
+
 def problem(status: int, code: str, detail: str, *, errors: Any = None,
             headers: dict[str, str] | None = None) -> Response:
     body: dict[str, Any] = {
         "type": f"https://carnet.example/problems/{code.replace('_', '-')}",
-        "title": _title(status),
+        "title": localized_title(status, _title(status)),
         "status": status,
         "detail": detail,
         "code": code,
@@ -130,12 +157,12 @@ def _validation_errors(data: Any) -> list[dict[str, Any]]:
                 else:
                     walk(f"{prefix}.{key}" if prefix else str(key), value)
         elif isinstance(node, list) and node and all(isinstance(x, str) for x in node):
-            out.append({"field": prefix or None, "message": "; ".join(node)})
+            out.append({"field": prefix or None, "message": field_message("; ".join(node))})
         elif isinstance(node, list):
             for index, value in enumerate(node):
                 walk(f"{prefix}[{index}]", value)
         else:
-            out.append({"field": prefix or None, "message": str(node)})
+            out.append({"field": prefix or None, "message": field_message(str(node))})
 
     walk("", data)
     return out
@@ -156,8 +183,8 @@ def http_exception_response(error: HTTPException) -> Response:
     if status == 429:
         retry = getattr(error, "retry_after", 60)
         headers["Retry-After"] = str(retry)
-        return problem(status, code, message(code, retry_after=retry), headers=headers)
-    return problem(status, code, message(code), errors=errors, headers=headers)
+        return error_response(status, code, message(code, retry_after=retry), headers=headers)
+    return error_response(status, code, message(code), errors=errors, headers=headers)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -170,7 +197,7 @@ def register_error_handlers(app: Flask) -> None:
             session.commit()
         else:
             session.rollback()
-        return problem(error.status, error.code, error.detail(), errors=_localize(error.errors),
+        return error_response(error.status, error.code, error.detail(), errors=_localize(error.errors),
                        headers=error.headers)
 
     @app.errorhandler(HTTPException)
@@ -187,7 +214,7 @@ def register_error_handlers(app: Flask) -> None:
         cause = type(getattr(error, "orig", None) or error).__name__
         log.warning("database refused a value on %s %s (%s)", request.method, request.path, cause)
         _rollback_quietly()
-        return problem(422, "invalid_request", message("invalid_request"))
+        return error_response(422, "invalid_request", message("invalid_request"))
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
@@ -196,14 +223,23 @@ def register_error_handlers(app: Flask) -> None:
         # transaction did not commit; the client may retry (the pool pings connections before reuse).
         log.error("database unavailable on %s %s (%s)", request.method, request.path, type(error.orig).__name__)
         _rollback_quietly()
-        return problem(503, "service_unavailable", message("service_unavailable"), headers={"Retry-After": "5"})
+        return error_response(503, "service_unavailable", message("service_unavailable"), headers={"Retry-After": "5"})
+
+    from backend.blobs import BlobUnavailable
+
+    @app.errorhandler(BlobUnavailable)
+    def _blobs_unavailable(error: BlobUnavailable) -> Response:
+        # The blob store (documents' bytes) does not answer: nothing was committed; the client may retry.
+        log.error("blob store unavailable on %s %s", request.method, request.path)
+        _rollback_quietly()
+        return error_response(503, "service_unavailable", message("service_unavailable"), headers={"Retry-After": "5"})
 
     @app.errorhandler(RecursionError)
     def _too_deep(error: RecursionError) -> Response:
         # A body nested deeper than the parsers recurse (JSON arrays 100,000 deep): invalid input, not a crash.
         log.warning("input nested too deeply on %s %s", request.method, request.path)
         _rollback_quietly()
-        return problem(400, "invalid_json", message("invalid_json"))
+        return error_response(400, "invalid_json", message("invalid_json"))
 
     def _rollback_quietly() -> None:
         try:
@@ -220,7 +256,7 @@ def register_error_handlers(app: Flask) -> None:
             get_session().rollback()
         except Exception:  # pragma: no cover - the database itself may be the failure
             log.warning("rollback failed after an unhandled error")
-        return problem(500, "internal_error", message("internal_error"))
+        return error_response(500, "internal_error", message("internal_error"))
 
 
 def _localize(errors: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:

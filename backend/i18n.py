@@ -16,6 +16,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "invalid_request": {"fr": "Certaines informations sont manquantes ou invalides.",
                         "en": "Some information is missing or invalid."},
     "invalid_json": {"fr": "Le contenu envoyé n'est pas un JSON valide.", "en": "The body is not valid JSON."},
+    "invalid_characters": {"fr": "Le champ « {field} » contient un caractère non autorisé ({what}). "
+                                 "Retirez-le et réessayez.",
+                           "en": "The field “{field}” holds a character that is not allowed ({what_en}). "
+                                 "Remove it and try again."},
     "too_many_requests": {"fr": "Trop de tentatives. Réessayez dans {retry_after} secondes.",
                           "en": "Too many attempts. Try again in {retry_after} seconds."},
     "too_many_requests_minutes": {"fr": "Trop de tentatives. Réessayez dans {minutes} minutes.",
@@ -50,6 +54,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "You objected to the creation of this profile."},
     "already_activated": {"fr": "Ce profil est déjà activé. Connectez-vous.",
                           "en": "This profile is already activated. Please log in."},
+    "activation_minor": {
+        "fr": "Ce profil est celui d'un enfant mineur : un de ses représentants légaux l'active depuis son propre "
+              "espace Carnet (Famille et aidants › Ajouter le dossier d'un enfant), avec ce même code.",
+        "en": "This profile is a minor's: one of their legal representatives activates it from their own Carnet "
+              "space (Family and carers › Add a child's record), with this same code."},
     "weak_password": {"fr": "Le mot de passe ne respecte pas les règles de sécurité.",
                       "en": "The password does not meet the security rules."},
     "password_rule_length": {"fr": "Au moins {min_length} caractères", "en": "At least {min_length} characters"},
@@ -71,6 +80,18 @@ MESSAGES: dict[str, dict[str, str]] = {
     "invalid_credentials": {"fr": "Identifiant ou mot de passe incorrect.", "en": "Wrong identifier or password."},
     "invalid_token": {"fr": "Votre session a expiré. Connectez-vous à nouveau.",
                       "en": "Your session has expired. Please log in again."},
+    "session_expired": {"fr": "Votre session a pris fin : par sécurité, elle dure {hours} heures au plus. "
+                              "Connectez-vous à nouveau.",
+                        "en": "Your session has ended: for your security it lasts {hours} hours at most. "
+                              "Please sign in again."},
+    "session_idle": {"fr": "Votre session a pris fin après {minutes} minutes sans activité, pour protéger vos "
+                           "données de santé. Connectez-vous à nouveau.",
+                     "en": "Your session ended after {minutes} minutes without activity, to protect your health "
+                           "data. Please sign in again."},
+    "session_revoked": {"fr": "Cet appareil a été déconnecté (depuis vos appareils, un changement de mot de passe "
+                              "ou la fermeture du profil). Connectez-vous à nouveau.",
+                        "en": "This device was signed out (from your devices, a password change or the closing of "
+                              "the profile). Please sign in again."},
     "account_closed": {"fr": "Ce profil est fermé. Vous pouvez le réactiver.",
                        "en": "This profile is closed. You can reactivate it."},
     "account_not_closed": {"fr": "Ce profil n'est pas fermé.", "en": "This profile is not closed."},
@@ -84,6 +105,10 @@ MESSAGES: dict[str, dict[str, str]] = {
                          "en": "This device does not exist or was already signed out."},
     # professionals
     "invalid_rpps": {"fr": "Le numéro RPPS est invalide : {reason}.", "en": "The RPPS number is invalid: {reason}."},
+    "invalid_structure_id": {"fr": "L'identifiant de structure est invalide (identifiant national de structure : "
+                                   "lettres et chiffres, 2 à 32).",
+                             "en": "The structure identifier is invalid (national structure identifier: letters and "
+                                   "digits, 2 to 32)."},
     "unknown_profession": {"fr": "Code de profession inconnu : {profession}.", "en": "Unknown profession code: {profession}."},
     "rpps_exists": {"fr": "Un professionnel avec ce RPPS existe déjà.",
                     "en": "A professional with this RPPS already exists."},

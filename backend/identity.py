@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from stdnum import exceptions as stdnum_exceptions
 from stdnum.fr import nir as stdnum_nir
@@ -103,3 +104,30 @@ class InsTraits:
     sex: str
     birth_place_cog: str | None = None
     oid: str = OID_INS_NIR
+
+
+# --- ages: a birthday starts at midnight in France ---------------------------------------------------------
+
+FRANCE = ZoneInfo("Europe/Paris")
+MAJORITY_AGE = 18
+
+
+def day_in_france(now: dt.datetime) -> dt.date:
+    """The calendar day in France at ``now``."""
+    return now.astimezone(FRANCE).date()
+
+
+def birthday(born: dt.date, years: int) -> dt.date:
+    """The day one turns ``years`` (a 29 February birthday falls on 1 March in common years)."""
+    try:
+        return born.replace(year=born.year + years)
+    except ValueError:
+        return dt.date(born.year + years, 3, 1)
+
+
+def age_on(born: dt.date, day: dt.date) -> int:
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def is_minor(born: dt.date, today: dt.date, majority_age: int = MAJORITY_AGE) -> bool:
+    return today < birthday(born, majority_age)

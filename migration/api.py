@@ -16,9 +16,10 @@ from backend.errors import NotFound
 from backend.i18n import message
 from backend.records import vault
 from backend.records.models import Document
+from backend.records.policy import Action
 from migration import schemas as s
 from migration.loader import counts
-from migration.messages import reason_code
+from migration.messages import reason_code, warning_code
 from migration.models import ImportItem, ImportRun
 
 blp = Blueprint("migration", __name__, url_prefix="/api/v1/migration", description="Legacy DMP import")
@@ -94,7 +95,9 @@ def items(args: dict[str, Any]) -> dict[str, Any]:
                     "document_id": item.document_id if item.status == "imported" else None,
                     "merged_into": item.document_id if item.status == "duplicate" else None,
                     "title": title if visible else None, "category": category if visible else None,
-                    "warnings": prov.get("warnings", []), "conflicts": prov.get("conflicts", []),
+                    "warnings": prov.get("warnings", []),
+                    "warnings_text": list(dict.fromkeys(message(warning_code(w)) for w in prov.get("warnings", []))),
+                    "conflicts": prov.get("conflicts", []),
                     "entries": prov.get("entries", {})})
     nxt = web.encode_cursor(page[-1][0].id) if len(rows) > args["limit"] else None
     return {"items": out, "next_cursor": nxt}
@@ -114,6 +117,7 @@ def conflicts() -> dict[str, Any]:
 @blp.response(200, s.MigrationConflictsOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.LEGACY_REVIEW)
 def decide(body: dict[str, Any], kind: str, entry_id: int) -> dict[str, Any]:
     """Confirm (keep, visible) or hide one flagged entry; returns the groups still open."""
     from backend.records import profile
@@ -135,6 +139,7 @@ def decide(body: dict[str, Any], kind: str, entry_id: int) -> dict[str, Any]:
 @blp.response(200, s.MigrationStatusOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.LEGACY_REVIEW)
 def reviewed() -> dict[str, Any]:
     """The patient has seen the report."""
     session = get_session()

@@ -20,7 +20,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
 PASSED_CONFIG = ("DATABASE_URL", "SECRET_KEY", "MASTER_KEY", "MASTER_KEYS_PREVIOUS", "TESTING", "TASK_QUEUE",
-                 "RATELIMIT_STORAGE_URL", "LOG_TRACEBACKS")
+                 "LOG_TRACEBACKS")
 
 _worker_app: Any = None
 

@@ -18,15 +18,11 @@ import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from backend.identity import (OID_INS_C, OID_INS_NIA, OID_INS_NIA_TEST, OID_INS_NIR, OID_INS_NIR_TEST,
+                              OID_NIR_SOCIAL_SECURITY)
 from migration.readers.cda import CdaHeader
 from migration.readers.xdm import XdsCode, XdsEntry
 
-OID_INS_NIR = "1.2.250.1.213.1.4.8"
-OID_INS_NIA = "1.2.250.1.213.1.4.9"
-OID_INS_NIR_TEST = "1.2.250.1.213.1.4.10"
-OID_INS_NIA_TEST = "1.2.250.1.213.1.4.11"
-OID_NIR_SOCIAL_SECURITY = "1.2.250.1.213.1.4.13"
-OID_INS_C = "1.2.250.1.213.1.4.2"
 NIR_OIDS = {OID_INS_NIR, OID_INS_NIR_TEST, OID_NIR_SOCIAL_SECURITY}
 LISTED_ONLY_OIDS = {OID_INS_C, OID_INS_NIA, OID_INS_NIA_TEST}
 NATIONAL_OIDS = NIR_OIDS | LISTED_ONLY_OIDS
@@ -193,6 +189,9 @@ TYPE_CATEGORY: dict[str, str] = {
     "ATTEST-DROITS-AM": "DOC_ADM", "PIECE-IDENTITE": "DOC_ADM", "FICHE-CONTACTS": "DOC_ADM",
     "DOCPAT09": "DOC_ADM", "56446-8": "DOC_ADM",
     "DOCPAT03": "CPT_REND",
+    # reports of the cancer pathway (the DCC's documents) and the implant card
+    "60568-3": "CPT_REND", "11526-1": "CPT_REND", "34874-8": "CPT_REND", "34794-8": "CPT_REND",
+    "101881-1": "CPT_REND",
 }
 CLASS_CATEGORY: dict[str, str] = {
     "10": "CPT_REND", "11": "SYNTHESE", "31": "RADIO_SC", "42": "ORD_SOIN", "43": "ORD_SOIN", "44": "SYNTHESE",
@@ -303,6 +302,47 @@ class MappedDocument:
     invisible_legal_representatives: bool
     masked: bool
     warnings: list[str] = field(default_factory=list)
+    # the rest of the XDS DocumentEntry, as the legacy metadata gave it: (codingScheme, code, displayName)
+    type_display: str | None = None
+    class_display: str | None = None
+    format_scheme: str | None = None
+    format_display: str | None = None
+    facility_type: tuple[str | None, str, str | None] | None = None
+    practice_setting: tuple[str | None, str, str | None] | None = None
+    events: tuple[tuple[str | None, str, str | None], ...] = ()
+    language: str | None = None
+    creation_time: dt.datetime | None = None
+    service_end: dt.datetime | None = None
+    comments: str | None = None
+    entry_uuid: str | None = None
+
+
+def _coded(code: XdsCode | None, code_max: int = 64) -> tuple[str | None, str, str | None] | None:
+    if code is None or not code.code or len(code.code) > code_max or len(code.scheme or "") > 128:
+        return None
+    return code.scheme, code.code, (code.display or None) and code.display[:300]
+
+
+def _xds_extra(xds: XdsEntry | None) -> dict[str, object]:
+    """What the legacy DocumentEntry says beyond the record's own fields (XDS metadata kept as received)."""
+    if xds is None:
+        return {}
+    fmt, kind, klass = xds.code("format"), xds.code("type"), xds.code("class")
+    language = xds.slot("languageCode")
+    entry = (xds.entry_id or "").lower()
+    return {
+        "type_display": (kind.display or None) and kind.display[:300] if kind else None,
+        "class_display": (klass.display or None) and klass.display[:300] if klass else None,
+        "format_scheme": fmt.scheme[:128] if fmt and fmt.scheme else None,
+        "format_display": (fmt.display or None) and fmt.display[:300] if fmt else None,
+        "facility_type": _coded(xds.code("facility_type")), "practice_setting": _coded(xds.code("practice_setting")),
+        "events": tuple(c for c in (_coded(e, 128) for e in xds.codes.get("event") or []) if c),
+        "language": language if language and re.fullmatch(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*", language)
+        and len(language) <= 35 else None,
+        "creation_time": parse_ts(xds.slot("creationTime")), "service_end": parse_ts(xds.slot("serviceStopTime")),
+        "comments": xds.comments[:10_000] if xds.comments else None,
+        "entry_uuid": entry if re.fullmatch(r"urn:uuid:[0-9a-f-]{36}", entry) else None,
+    }
 
 
 def unique_key(raw: str) -> str:
@@ -431,7 +471,7 @@ def map_document(*, xds: XdsEntry | None, cda: CdaHeader | None, submission_time
                       author.specialty, author.organisation[:300] if author.organisation else None),
         facility=facility[:300] if facility else None, service_date=service, submitted_at=submitted,
         confidentiality=level, invisible_patient=invisible_patient, invisible_legal_representatives=invisible_lr,
-        masked=masked, warnings=warnings)
+        masked=masked, warnings=warnings, **_xds_extra(xds))  # type: ignore[arg-type]
 
 
 def check_body(cda: CdaHeader) -> Refusal | None:

@@ -38,7 +38,8 @@ class MigrationItemOut(ma.Schema):
     merged_into = ma.fields.Integer(allow_none=True)
     title = ma.fields.String(allow_none=True)
     category = ma.fields.String(allow_none=True)
-    warnings = ma.fields.List(ma.fields.String())
+    warnings = ma.fields.List(ma.fields.String(), metadata={"description": "codes, for software"})
+    warnings_text = ma.fields.List(ma.fields.String(), metadata={"description": "the same, in the patient's words"})
     conflicts = ma.fields.List(ma.fields.String())
     entries = ma.fields.Dict()
 

@@ -31,7 +31,7 @@ class SettingsNotApplicable(Exception):
 def store(session: Session, vault: Vault, patient_id: int, content: bytes, mapped: MappedDocument,
           now: dt.datetime, *, unique_id: str | None = None, title: str | None = None,
           mime_type: str | None = None) -> Document:
-    from backend.records.documents import DocumentMeta, store_document
+    from backend.records.documents import Coding, DocumentMeta, store_document
 
     codes: list[str] = [mapped.confidentiality]
     if mapped.invisible_patient:
@@ -49,7 +49,13 @@ def store(session: Session, vault: Vault, patient_id: int, content: bytes, mappe
         format_code=mapped.format_code, author_professional_id=author_id, author_rpps=mapped.author.rpps,
         author_name=mapped.author.name, author_profession=mapped.author.profession,
         author_specialty=mapped.author.specialty, author_organisation=mapped.author.organisation or mapped.facility,
-        service_date=mapped.service_date, submitted_at=mapped.submitted_at, confidentiality=tuple(codes))
+        service_date=mapped.service_date, submitted_at=mapped.submitted_at, confidentiality=tuple(codes),
+        type_display=mapped.type_display, class_display=mapped.class_display, format_system=mapped.format_scheme,
+        format_display=mapped.format_display, facility_type=Coding(*mapped.facility_type) if mapped.facility_type
+        else None, practice_setting=Coding(*mapped.practice_setting) if mapped.practice_setting else None,
+        events=tuple(Coding(*e) for e in mapped.events), language=mapped.language,
+        creation_time=mapped.creation_time, service_end=mapped.service_end, description=mapped.comments,
+        entry_uuid=mapped.entry_uuid)
     stored = store_document(session, vault, patient_id, content, meta, source="migration", now=now,
                             notify_patient=False)
     return stored.document

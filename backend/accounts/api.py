@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from backend import web
 from backend.accounts import schemas as s
 from backend.accounts import service as accounts
+from backend.accounts.activity import account_activity
 from backend.accounts.models import TokenKind
-from backend.audit import service as audit
 from backend.db import get_session
 from backend.i18n import message
 from backend.records import api_documents as record_documents
+from backend.records.policy import Action
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Patient account lifecycle")
 
@@ -129,7 +131,7 @@ def resend_code() -> None:
     """Send a new one-time code by email (when email is the patient's second factor)."""
     session = get_session()
     token = accounts.require_token(session, web.bearer(), TokenKind.MFA)
-    accounts.resend_email_code(session, web.settings(), token)
+    accounts.resend_email_code(session, web.settings(), web.throttle(), token)
     session.commit()
 
 
@@ -152,6 +154,7 @@ def verify(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(204)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.ACCOUNT)
 def logout() -> None:
     """End this device's session."""
     session = get_session()
@@ -183,15 +186,14 @@ def me() -> dict[str, Any]:
     p = web.current_patient()
     return {"patient_id": p.id, "given_name": p.first_given_name, "given_names": p.given_names,
             "family_name": p.family_name, "birth_date": p.birth_date, "sex": p.sex, "email": p.email,
-            "phone": p.phone, "state": p.state.value, "mfa_method": p.mfa_method, "activated_at": p.activated_at}
+            "phone": p.phone, "state": p.state.value, "mfa_method": p.mfa_method, "activated_at": p.activated_at,
+            "timezone": patient_timezone()}
 
 
-ACTIVITY_LABELS = {
-    "account.login": "activity_login", "account.logout": "activity_logout", "account.activated": "activity_activated",
-    "account.password_set": "activity_password_set", "account.password_changed": "activity_password_changed",
-    "account.mfa_enrolled": "activity_mfa_enrolled", "account.device_revoked": "activity_device_revoked",
-    "account.reactivated": "activity_reactivated", "account.precreated": "activity_created",
-}
+def patient_timezone() -> str:
+    """The patient's time zone, where times are entered, shown and exported (``CARNET_AGENDA_TIMEZONE``,
+    Europe/Paris): the app formats every time in it whatever the phone's zone."""
+    return str(current_app.config.get("AGENDA_TIMEZONE") or "Europe/Paris")
 
 
 @blp.route("/home")
@@ -202,7 +204,7 @@ def home() -> dict[str, Any]:
     """What the home screen shows: greeting, recent activity on the account, next steps."""
     session = get_session()
     p = web.current_patient()
-    entries = audit.entries_for_patient(session, p.id, limit=8)
+    activity = account_activity(session, p.id, web.current_access_token().created_at)
     devices = accounts.count_devices(session, p)
     steps = []
     if not p.email:
@@ -210,11 +212,10 @@ def home() -> dict[str, Any]:
     steps.append({"id": "access", "label": message("next_step_access")})
     return {
         "given_name": p.first_given_name, "family_name": p.family_name, "last_login_at": p.last_login_at,
-        "devices": devices,
-        "recent_activity": [{"at": e.at, "action": e.action,
-                             "label": message(ACTIVITY_LABELS.get(e.action, "activity_other"))} for e in entries],
+        "previous_login_at": activity.previous_login_at, "timezone": patient_timezone(), "sex": p.sex,
+        "devices": devices, "recent_activity": activity.items,
         "next_steps": steps,
-        "records": record_documents.home_section(session, p.id),
+        "records": record_documents.home_section(session, p.id, web.current_actor()),
     }
 
 
@@ -241,6 +242,7 @@ class Devices(MethodView):
 @blp.response(204)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.ACCOUNT)
 def revoke_device(device_id: int) -> None:
     """Sign a device out: its token stops working on its next request."""
     session = get_session()
@@ -253,6 +255,7 @@ def revoke_device(device_id: int) -> None:
 @blp.response(200, s.PasswordChangeOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.ACCOUNT)
 def change_password(body: dict[str, Any]) -> dict[str, Any]:
     """Change the password; every other device is signed out."""
     session = get_session()
@@ -267,6 +270,7 @@ def change_password(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, s.CloseOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.ACCOUNT)
 def close(body: dict[str, Any]) -> dict[str, Any]:
     """Close the account (password re-entered), optionally asking for deletion after retention."""
     session = get_session()

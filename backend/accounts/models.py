@@ -121,3 +121,16 @@ class AuthToken(Base):
     email_code_hash: Mapped[str | None] = mapped_column(String(64))
 
     patient: Mapped[Patient] = relationship(back_populates="tokens", lazy="raise")
+
+
+class ThrottleCounter(Base):
+    """Failed attempts on one key (an account's login, its one-time codes, an address…) in the current
+    window. The key is a keyed digest: no NIR or address is stored. One row per key, changed only by
+    conditional UPDATEs, so that every web worker and thread counts against the same number."""
+
+    __tablename__ = "throttle_counter"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    window_start: Mapped[dt.datetime] = mapped_column(index=True)
+    count: Mapped[int] = mapped_column(default=0)

@@ -79,12 +79,16 @@ class MeOut(ma.Schema):
     state = ma.fields.String()
     mfa_method = ma.fields.String(allow_none=True)
     activated_at = ma.fields.DateTime(allow_none=True)
+    timezone = ma.fields.String(metadata={"description": "the patient's time zone (IANA)"})
 
 
 class ActivityOut(ma.Schema):
-    at = ma.fields.DateTime()
+    at = ma.fields.DateTime(metadata={"description": "the latest of the group"})
+    first_at = ma.fields.DateTime(metadata={"description": "the earliest of the group (= at when count is 1)"})
     action = ma.fields.String()
     label = ma.fields.String()
+    count = ma.fields.Integer(metadata={"description": "consecutive entries of this action grouped in this line"})
+    alert = ma.fields.Boolean(metadata={"description": "a failed sign-in or code: worth the patient's attention"})
 
 
 class StepOut(ma.Schema):
@@ -95,7 +99,12 @@ class StepOut(ma.Schema):
 class HomeOut(ma.Schema):
     given_name = ma.fields.String()
     family_name = ma.fields.String()
-    last_login_at = ma.fields.DateTime(allow_none=True)
+    last_login_at = ma.fields.DateTime(allow_none=True, metadata={"description": "this session's sign-in"})
+    previous_login_at = ma.fields.DateTime(allow_none=True, metadata={
+        "description": "the sign-in before this session's (null: this is the first)"})
+    timezone = ma.fields.String(metadata={"description": "the patient's time zone (IANA): the one times are "
+                                                         "entered, shown and exported in"})
+    sex = ma.fields.String(metadata={"description": "F | M: what the app's French sentences about the patient agree with"})
     devices = ma.fields.Integer()
     recent_activity = ma.fields.List(ma.fields.Nested(ActivityOut))
     next_steps = ma.fields.List(ma.fields.Nested(StepOut))

@@ -4,21 +4,23 @@ reactivation and the retention purge. No Flask here: callers pass a Session and 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pyotp
-from sqlalchemy import bindparam, delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from backend import blobs
 from backend.accounts import passwords
-from backend.accounts.hooks import schedule_activation_handlers
+from backend.accounts.hooks import account_event, schedule_activation_handlers
 from backend.accounts.models import AccountState, ActivationCode, AuthToken, Patient, TokenKind
 from backend.audit import service as audit
 from backend.db import utcnow
 from backend.errors import DomainError, Forbidden, NotFound, Unauthorized
-from backend.identity import InsTraits, InvalidIdentifier, parse_birth_date, validate_nir
+from backend.identity import InsTraits, InvalidIdentifier, day_in_france, is_minor, parse_birth_date, validate_nir
 from backend.notifications.models import OutboxEmail
 from backend.records.models import Record
 from backend.security import (
@@ -43,12 +45,14 @@ class AccountSettings:
     activation_code_validity: dt.timedelta = dt.timedelta(days=42)
     activation_code_max_attempts: int = 5
     retention: dt.timedelta = dt.timedelta(days=3653)
-    access_token_ttl: dt.timedelta = dt.timedelta(days=30)
+    access_token_ttl: dt.timedelta = dt.timedelta(hours=12)
+    session_idle: dt.timedelta = dt.timedelta(minutes=30)
     mfa_token_ttl: dt.timedelta = dt.timedelta(minutes=10)
     enrolment_token_ttl: dt.timedelta = dt.timedelta(minutes=30)
     email_otp_ttl: dt.timedelta = dt.timedelta(minutes=10)
     password_min_length: int = 9
     totp_issuer: str = "Carnet"
+    majority_age: int = 18  # below it, the record is activated by a legal representative (backend/family)
 
     @classmethod
     def from_config(cls, config: Any) -> AccountSettings:
@@ -58,11 +62,13 @@ class AccountSettings:
             activation_code_max_attempts=int(config["ACTIVATION_CODE_MAX_ATTEMPTS"]),
             retention=dt.timedelta(days=round(365.25 * float(config["RETENTION_YEARS"]))),
             access_token_ttl=dt.timedelta(hours=int(config["ACCESS_TOKEN_TTL_HOURS"])),
+            session_idle=dt.timedelta(minutes=int(config["SESSION_IDLE_MINUTES"])),
             mfa_token_ttl=dt.timedelta(minutes=int(config["MFA_TOKEN_TTL_MINUTES"])),
             enrolment_token_ttl=dt.timedelta(minutes=int(config["ENROLMENT_TOKEN_TTL_MINUTES"])),
             email_otp_ttl=dt.timedelta(minutes=int(config["EMAIL_OTP_TTL_MINUTES"])),
             password_min_length=int(config["PASSWORD_MIN_LENGTH"]),
             totp_issuer=str(config["TOTP_ISSUER"]),
+            majority_age=int(config["FAMILY_MAJORITY_AGE"]),
         )
 
 
@@ -132,10 +138,11 @@ def _verify_activation(session: Session, settings: AccountSettings, throttle: Th
                        ) -> tuple[Patient, ActivationCode]:
     nir = parse_nir(nir_raw)
     birth_date = parse_date(birth_date_raw)
-    throttle.check(address=address, account=f"activation:{nir}")
+    keys = {"address": address, "account": f"activation:{nir}"}
+    # counted before anything is compared: of a burst, no more than the limit are ever checked
+    throttle.reserve(now=now, **keys)
     patient = session.scalar(select(Patient).where(Patient.nir == nir))
     if patient is None or patient.birth_date != birth_date:
-        throttle.fail(address=address, account=f"activation:{nir}")
         raise DomainError("invalid_activation")
     if patient.state == AccountState.OPPOSED:
         raise DomainError("account_opposed", 409)
@@ -147,23 +154,39 @@ def _verify_activation(session: Session, settings: AccountSettings, throttle: Th
     )
     if code is None:
         raise DomainError("invalid_activation")
-    if code.attempts >= settings.activation_code_max_attempts:
+    # the code's own cap, taken the same way: one conditional UPDATE per attempt, before comparing
+    taken = session.execute(update(ActivationCode).where(
+        ActivationCode.id == code.id, ActivationCode.attempts < settings.activation_code_max_attempts)
+        .values(attempts=ActivationCode.attempts + 1).execution_options(synchronize_session=False)).rowcount
+    if not taken:
         raise DomainError("activation_locked", 429, headers={"Retry-After": "86400"})
     given = keyed_digest(settings.secret_key, normalize_activation_code(code_raw))
     if given != code.code_hash:
-        code.attempts += 1
-        throttle.fail(address=address, account=f"activation:{nir}")
         audit.record(session, actor_type="anonymous", actor_id=None, action="activation.failed",
                      patient_id=patient.id, at=now)
         raise DomainError("invalid_activation", persist=True)
+    # the right code: this attempt is given back (to the code and to the throttle)
+    session.execute(update(ActivationCode).where(ActivationCode.id == code.id, ActivationCode.attempts > 0)
+                    .values(attempts=ActivationCode.attempts - 1).execution_options(synchronize_session=False))
+    throttle.refund(session, **keys)
     if code.expires_at <= now:
-        raise DomainError("activation_code_expired")
+        raise DomainError("activation_code_expired", persist=True)
     return patient, code
+
+
+def _refuse_a_minor(settings: AccountSettings, patient: Patient, now: dt.datetime) -> None:
+    """A minor's record is managed by their legal representatives from their own sessions: the child's letter
+    opens it from a representative's space (``family``), never as an account of its own with a password.
+    Checked after the code (the right one is not consumed), so a wrong code learns nothing of the age."""
+    if is_minor(patient.birth_date, day_in_france(now), settings.majority_age):
+        raise DomainError("activation_minor", 409, persist=True)
 
 
 def check_activation(session: Session, settings: AccountSettings, throttle: Throttle, nir: str, birth_date: str,
                      code: str, address: str | None = None, now: dt.datetime | None = None) -> Patient:
-    patient, _ = _verify_activation(session, settings, throttle, nir, birth_date, code, address, now or utcnow())
+    now = now or utcnow()
+    patient, _ = _verify_activation(session, settings, throttle, nir, birth_date, code, address, now)
+    _refuse_a_minor(settings, patient, now)
     return patient
 
 
@@ -173,14 +196,45 @@ def activate(session: Session, settings: AccountSettings, throttle: Throttle, ni
     """Code checked, password set (the code is consumed only now), second factor to enrol next."""
     now = now or utcnow()
     patient, activation = _verify_activation(session, settings, throttle, nir, birth_date, code, address, now)
+    _refuse_a_minor(settings, patient, now)
     enforce_password_policy(settings, password, patient)
     patient.password_hash = hash_password(password)
     patient.state = AccountState.PENDING_MFA
     activation.used_at = now
-    throttle.clear(account=f"activation:{patient.nir}")
+    throttle.clear(session, account=f"activation:{patient.nir}")
     audit.record(session, actor_type="patient", actor_id=patient.id, action="account.password_set",
                  patient_id=patient.id, at=now)
     return _issue(session, patient, TokenKind.ENROLMENT, settings.enrolment_token_ttl, now, device_name)
+
+
+def activate_by_representative(session: Session, settings: AccountSettings, throttle: Throttle, nir: str,
+                               birth_date: str, code: str, *, check: Callable[[Patient], None],
+                               representative_id: int, address: str | None = None,
+                               now: dt.datetime | None = None) -> Patient:
+    """A minor's record activated from a legal representative's own signed-in session: the child's code
+    (same checks and throttles as any activation), no password nor second factor of its own (the child
+    gets their own activation at majority). ``check`` may refuse the patient before the code is consumed."""
+    now = now or utcnow()
+    patient, activation = _verify_activation(session, settings, throttle, nir, birth_date, code, address, now)
+    check(patient)
+    activation.used_at = now
+    throttle.clear(session, account=f"activation:{patient.nir}")
+    patient.state = AccountState.ACTIVE
+    patient.activated_at = now
+    audit.record(session, actor_type="representative", actor_id=representative_id, action="account.activated",
+                 patient_id=patient.id, at=now)
+    schedule_activation_handlers(session, patient)
+    return patient
+
+
+def return_to_precreated(session: Session, settings: AccountSettings, patient: Patient, *,
+                         now: dt.datetime | None = None) -> str:
+    """An account managed by others until now (a minor come of age) awaits its holder's own activation: a new
+    letter's code; the record and its history stay as they are."""
+    now = now or utcnow()
+    _revoke_all(session, patient, now)
+    patient.state = AccountState.PRECREATED
+    return issue_activation_code(session, settings, patient, now=now)
 
 
 def oppose(session: Session, settings: AccountSettings, throttle: Throttle, nir: str, birth_date: str, code: str,
@@ -191,6 +245,8 @@ def oppose(session: Session, settings: AccountSettings, throttle: Throttle, nir:
     activation.used_at = now
     patient.state = AccountState.OPPOSED
     patient.opposed_at = now
+    _revoke_all(session, patient, now)
+    account_event(session, patient.id, "opposed", now)
     session.execute(delete(Record).where(Record.patient_id == patient.id))
     audit.record(session, actor_type="patient", actor_id=patient.id, action="account.opposed",
                  patient_id=patient.id, at=now)
@@ -224,30 +280,50 @@ _TOKEN_WITH_PATIENT = (select(AuthToken, Patient).join(Patient, Patient.id == Au
 
 
 def find_token(session: Session, raw: str | None, kinds: tuple[TokenKind, ...],
-               now: dt.datetime | None = None) -> AuthToken | None:
+               now: dt.datetime | None = None, idle: dt.timedelta | None = None) -> AuthToken | None:
     """The live token of one of ``kinds`` with its patient loaded, or None. Revocation is checked here,
     on every request."""
+    return check_token(session, raw, kinds, now, idle)[0]
+
+
+def check_token(session: Session, raw: str | None, kinds: tuple[TokenKind, ...],
+                now: dt.datetime | None = None, idle: dt.timedelta | None = None,
+                ) -> tuple[AuthToken | None, str]:
+    """(the live token with its patient loaded, "") or (None, why): ``unauthorized`` (no such token),
+    ``session_revoked`` (signed out, on this device or another), ``session_expired`` (past its absolute
+    lifetime) or ``session_idle`` (no request for ``idle``)."""
     if not raw:
-        return None
+        return None, "unauthorized"
     now = now or utcnow()
     # one round trip for the token and its patient: this runs before every authenticated request (the
     # statement is built once; only its parameter changes)
     found = session.execute(_TOKEN_WITH_PATIENT, {"digest": token_digest(raw)}).one_or_none()
     if found is None:
-        return None
+        return None, "unauthorized"
     row, patient = found
-    if row.kind not in kinds or row.revoked_at is not None or row.expires_at <= now:
-        return None
+    if row.kind not in kinds:
+        return None, "unauthorized"
+    if row.revoked_at is not None:
+        return None, "session_revoked"
+    if row.expires_at <= now:
+        return None, "session_expired"
+    if idle is not None and now - (row.last_used_at or row.created_at) > idle:
+        return None, "session_idle"
     # loaded, not changed: assigning the relationship would mark the token dirty and make every
     # request's first query flush it
     set_committed_value(row, "patient", patient)
-    return row
+    return row, ""
+
+
+# How stale ``last_used_at`` may be: the idle timeout is measured from it, so it is exact to this much, and
+# a session in use costs one write a minute instead of one per request.
+TOUCH_EVERY = dt.timedelta(minutes=1)
 
 
 def touch(token: AuthToken, now: dt.datetime | None = None) -> bool:
-    """Record use at most every five minutes (a write per request would cost more than it tells)."""
+    """Record use at most once a minute (a write per request would cost more than it tells)."""
     now = now or utcnow()
-    if token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=5):
+    if token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY:
         token.last_used_at = now
         return True
     return False
@@ -289,21 +365,33 @@ def confirm_enrolment(session: Session, settings: AccountSettings, throttle: Thr
     patient = enrolment.patient
     if not patient.mfa_pending_secret:
         raise DomainError("mfa_not_started")
-    pending = unseal(settings.secret_key, patient.mfa_pending_secret)
+    sealed = patient.mfa_pending_secret
+    pending = unseal(settings.secret_key, sealed)
     method, _, secret = pending.partition(":")
-    throttle.check(account=f"otp:{patient.id}")
-    if not _check_code(settings, patient, enrolment, method, secret, code, now):
-        throttle.fail(account=f"otp:{patient.id}")
+    key = f"otp:{patient.id}"
+    throttle.reserve(now=now, account=key)
+    if not _check_code(session, settings, patient, enrolment, method, secret, code, now):
         raise Unauthorized("invalid_otp", persist=True)
-    patient.mfa_method = method
-    patient.mfa_secret = patient.mfa_pending_secret
-    patient.mfa_pending_secret = None
-    enrolment.revoked_at = now
+    _claim_token(session, enrolment, now)
+    # of two enrolments confirmed at once (two enrolment tokens, two valid codes), one only
+    enrolled = session.execute(update(Patient).where(
+        Patient.id == patient.id, Patient.mfa_method.is_(None), Patient.mfa_pending_secret == sealed)
+        .values(mfa_method=method, mfa_secret=sealed, mfa_pending_secret=None)
+        .execution_options(synchronize_session=False)).rowcount
+    if not enrolled:
+        raise DomainError("mfa_already_enrolled", 409)
+    for name, value in (("mfa_method", method), ("mfa_secret", sealed), ("mfa_pending_secret", None)):
+        set_committed_value(patient, name, value)
+    throttle.clear(session, account=key)
     audit.record(session, actor_type="patient", actor_id=patient.id, action="account.mfa_enrolled",
                  patient_id=patient.id, details={"method": method}, at=now)
-    if patient.state == AccountState.PENDING_MFA:
-        patient.state = AccountState.ACTIVE
-        patient.activated_at = now
+    activated = session.execute(update(Patient).where(
+        Patient.id == patient.id, Patient.state == AccountState.PENDING_MFA)
+        .values(state=AccountState.ACTIVE, activated_at=now)
+        .execution_options(synchronize_session=False)).rowcount
+    if activated:
+        set_committed_value(patient, "state", AccountState.ACTIVE)
+        set_committed_value(patient, "activated_at", now)
         audit.record(session, actor_type="patient", actor_id=patient.id, action="account.activated",
                      patient_id=patient.id, at=now)
         schedule_activation_handlers(session, patient)
@@ -311,30 +399,46 @@ def confirm_enrolment(session: Session, settings: AccountSettings, throttle: Thr
     return _issue(session, patient, TokenKind.ACCESS, settings.access_token_ttl, now, device_name)
 
 
-def _check_code(settings: AccountSettings, patient: Patient, token: AuthToken, method: str, secret: str, code: str,
-                now: dt.datetime) -> bool:
-    code = "".join(ch for ch in (code or "") if ch.isdigit())
+def _check_code(session: Session, settings: AccountSettings, patient: Patient, token: AuthToken, method: str,
+                secret: str, code: str, now: dt.datetime) -> bool:
+    """A one-time code is accepted once: the step (TOTP) or the code (email) is taken by a conditional
+    UPDATE, so that of concurrent sign-ins with the same code exactly one succeeds."""
+    code = "".join(ch for ch in (code or "") if ch.isascii() and ch.isdigit())
     if len(code) != 6:
         return False
     if method == "totp":
         totp = pyotp.TOTP(secret)
-        # Accept the previous, current and next 30-second step, never one already used.
+        # Accept the previous, current and next 30-second step, never one already used (nor an earlier one).
         for offset in (-1, 0, 1):
             step = int(now.timestamp()) // totp.interval + offset
             if totp.at(step * totp.interval) == code:
-                if patient.totp_last_step is not None and step <= patient.totp_last_step:
-                    return False
-                patient.totp_last_step = step
-                return True
+                taken = session.execute(update(Patient).where(
+                    Patient.id == patient.id,
+                    or_(Patient.totp_last_step.is_(None), Patient.totp_last_step < step))
+                    .values(totp_last_step=step).execution_options(synchronize_session=False)).rowcount
+                if taken:
+                    set_committed_value(patient, "totp_last_step", step)
+                return bool(taken)
         return False
     if method == "email":
-        if not token.email_code_hash or token.expires_at <= now:
-            return False
-        if keyed_digest(settings.secret_key, code) != token.email_code_hash:
-            return False
-        token.email_code_hash = None  # single use
-        return True
+        taken = session.execute(update(AuthToken).where(
+            AuthToken.id == token.id, AuthToken.email_code_hash == keyed_digest(settings.secret_key, code),
+            AuthToken.expires_at > now).values(email_code_hash=None)
+            .execution_options(synchronize_session=False)).rowcount
+        if taken:
+            set_committed_value(token, "email_code_hash", None)
+        return bool(taken)
     return False
+
+
+def _claim_token(session: Session, token: AuthToken, now: dt.datetime) -> None:
+    """A sign-in or enrolment token gives one session: the first of concurrent uses revokes it, the others
+    are refused."""
+    taken = session.execute(update(AuthToken).where(AuthToken.id == token.id, AuthToken.revoked_at.is_(None))
+                            .values(revoked_at=now).execution_options(synchronize_session=False)).rowcount
+    if not taken:
+        raise Unauthorized("invalid_token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    set_committed_value(token, "revoked_at", now)
 
 
 def _send_email_code(session: Session, settings: AccountSettings, patient: Patient, token: AuthToken,
@@ -364,15 +468,17 @@ def login(session: Session, settings: AccountSettings, throttle: Throttle, nir_r
     """First factor. Returns ("otp" | "enrol", token, patient); no health data is reachable yet."""
     now = now or utcnow()
     nir = parse_nir(nir_raw)
-    throttle.check(address=address, account=f"login:{nir}")
+    keys = {"address": address, "account": f"login:{nir}"}
+    # counted before the password is checked: of a burst, no more than the limit are ever compared
+    throttle.reserve(now=now, **keys)
     patient = session.scalar(select(Patient).where(Patient.nir == nir))
     ok = verify_password(patient.password_hash if patient else None, password)
     if not ok or patient is None or patient.state in (AccountState.PRECREATED, AccountState.OPPOSED):
-        throttle.fail(address=address, account=f"login:{nir}")
         if patient is not None and patient.password_hash:
             audit.record(session, actor_type="anonymous", actor_id=None, action="login.failed",
                          patient_id=patient.id, at=now)
         raise Unauthorized("invalid_credentials", persist=True)
+    throttle.refund(session, **keys)
     if password_needs_rehash(patient.password_hash or ""):
         patient.password_hash = hash_password(password)
     if patient.state == AccountState.PENDING_MFA or not patient.mfa_method:
@@ -383,28 +489,29 @@ def login(session: Session, settings: AccountSettings, throttle: Throttle, nir_r
     return "otp", issued, patient
 
 
-def resend_email_code(session: Session, settings: AccountSettings, mfa: AuthToken,
+def resend_email_code(session: Session, settings: AccountSettings, throttle: Throttle, mfa: AuthToken,
                       now: dt.datetime | None = None) -> None:
+    """A new code by email; each one counts against the account's limit (no flood of a patient's inbox)."""
     now = now or utcnow()
     if mfa.patient.mfa_method != "email":
         raise DomainError("mfa_method_unavailable")
+    throttle.reserve(now=now, account=f"otp_resend:{mfa.patient_id}")
     _send_email_code(session, settings, mfa.patient, mfa, now)
 
 
 def verify_second_factor(session: Session, settings: AccountSettings, throttle: Throttle, mfa: AuthToken, code: str,
                          now: dt.datetime) -> Patient:
     patient = mfa.patient
-    throttle.check(account=f"otp:{patient.id}")
+    throttle.reserve(now=now, account=f"otp:{patient.id}")
     secret_plain = unseal(settings.secret_key, patient.mfa_secret or "")
     method, _, secret = secret_plain.partition(":")
-    if not _check_code(settings, patient, mfa, method, secret, code, now):
-        throttle.fail(account=f"otp:{patient.id}")
+    if not _check_code(session, settings, patient, mfa, method, secret, code, now):
         audit.record(session, actor_type="anonymous", actor_id=None, action="login.otp_failed",
                      patient_id=patient.id, at=now)
         raise Unauthorized("invalid_otp", persist=True)
-    throttle.clear(account=f"otp:{patient.id}")
-    throttle.clear(account=f"login:{patient.nir}")
-    mfa.revoked_at = now
+    _claim_token(session, mfa, now)
+    throttle.clear(session, account=f"otp:{patient.id}")
+    throttle.clear(session, account=f"login:{patient.nir}")
     return patient
 
 
@@ -424,6 +531,8 @@ def complete_login(session: Session, settings: AccountSettings, throttle: Thrott
 def logout(session: Session, token: AuthToken, now: dt.datetime | None = None) -> None:
     now = now or utcnow()
     token.revoked_at = now
+    session.flush()
+    account_event(session, token.patient_id, "signed_out", now)
     audit.record(session, actor_type="patient", actor_id=token.patient_id, action="account.logout",
                  patient_id=token.patient_id, at=now)
 
@@ -446,6 +555,8 @@ def revoke_device(session: Session, patient: Patient, device_id: int, now: dt.da
     if row is None or row.patient_id != patient.id or row.kind != TokenKind.ACCESS or row.revoked_at is not None:
         raise NotFound("device_not_found")
     row.revoked_at = now
+    session.flush()
+    account_event(session, patient.id, "device_revoked", now)
     audit.record(session, actor_type="patient", actor_id=patient.id, action="account.device_revoked",
                  patient_id=patient.id, details={"device_id": device_id}, at=now)
 
@@ -458,10 +569,14 @@ def _revoke_all(session: Session, patient: Patient, now: dt.datetime, keep: int 
 
 
 def _require_password(throttle: Throttle, patient: Patient, password: str) -> None:
-    throttle.check(account=f"password:{patient.id}")
+    """The password re-entered for a sensitive change; attempts are reserved before the check."""
+    key = f"password:{patient.id}"
+    throttle.reserve(account=key)
     if not verify_password(patient.password_hash, password):
-        throttle.fail(account=f"password:{patient.id}")
         raise Forbidden("wrong_password")
+    session = object_session(patient)
+    assert session is not None
+    throttle.refund(session, account=key)
 
 
 def change_password(session: Session, settings: AccountSettings, throttle: Throttle, patient: Patient,
@@ -475,6 +590,7 @@ def change_password(session: Session, settings: AccountSettings, throttle: Throt
     enforce_password_policy(settings, new_password, patient)
     patient.password_hash = hash_password(new_password)
     revoked = _revoke_all(session, patient, now, keep=current_token.id)
+    account_event(session, patient.id, "password_changed", now)
     audit.record(session, actor_type="patient", actor_id=patient.id, action="account.password_changed",
                  patient_id=patient.id, details={"sessions_revoked": revoked}, at=now)
     return revoked
@@ -491,6 +607,7 @@ def close_account(session: Session, settings: AccountSettings, throttle: Throttl
     patient.retention_until = now + settings.retention
     patient.deletion_requested_at = now if request_deletion else None
     _revoke_all(session, patient, now)
+    account_event(session, patient.id, "closed", now)
     audit.record(session, actor_type="patient", actor_id=patient.id, action="account.closed", patient_id=patient.id,
                  details={"deletion_requested": request_deletion}, at=now)
     return patient
@@ -538,6 +655,7 @@ def purge_retention(session: Session, now: dt.datetime | None = None) -> PurgeRe
     for patient_id in ids:
         erased += audit.erase_details(session, patient_id)
         emails += session.execute(delete(OutboxEmail).where(OutboxEmail.patient_id == patient_id)).rowcount or 0
+        blobs.delete_patient_blobs_after_commit(session, patient_id)  # the documents' bytes, once this commits
         session.execute(delete(Patient).where(Patient.id == patient_id))
         audit.record(session, actor_type="system", actor_id=None, action="retention.purged", patient_id=patient_id,
                      at=now)

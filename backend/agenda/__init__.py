@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 
+from backend.config import add_defaults
+
 
 def init_app(app: Flask) -> None:
     from backend.agenda import messages  # noqa: F401  (registers the texts)
@@ -13,8 +15,7 @@ def init_app(app: Flask) -> None:
     from backend.agenda.fhir_api import bp
     from backend.agenda.service import CONFIG_DEFAULTS, AgendaSettings
 
-    for key, value in CONFIG_DEFAULTS.items():
-        app.config.setdefault(key, value)
+    add_defaults(app.config, CONFIG_DEFAULTS)
     app.config.setdefault("AGENDA_UID_DOMAIN", "agenda.carnet.example")
     app.extensions["carnet.agenda_settings"] = AgendaSettings.from_config(app.config)
     app.extensions["carnet.api"].register_blueprint(blp)

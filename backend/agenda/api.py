@@ -18,7 +18,9 @@ from backend.agenda import service as agenda
 from backend.agenda.models import Appointment, Schedule
 from backend.db import get_session
 from backend.errors import DomainError
+from backend.identity import age_on
 from backend.i18n import language, message
+from backend.records.policy import Action
 
 blp = Blueprint("agenda", __name__, url_prefix="/api/v1/agenda", description="Health agenda")
 ICS_MIME = "text/calendar"
@@ -58,7 +60,9 @@ def _slot_out(found: agenda.FoundSlot) -> dict[str, Any]:
             "place": {"name": schedule.place_name, "address": schedule.place_address,
                       "postcode": schedule.place_postcode, "city": schedule.place_city},
             "starts_at": local, "ends_at": found.ends_at.astimezone(tz), "timezone": schedule.tz,
-            "local_date": local.date().isoformat(), "local_time": local.strftime("%H:%M")}
+            "local_date": local.date().isoformat(), "local_time": local.strftime("%H:%M"),
+            # booked, it can be cancelled or moved until then (the app warns when that is already past)
+            "cancel_until": (found.starts_at - settings().cancel_cutoff).astimezone(tz)}
 
 
 def _appointment_out(a: Appointment, now: dt.datetime, reminders: list[dt.datetime] | None = None) -> dict[str, Any]:
@@ -89,7 +93,7 @@ def _uid_domain() -> str:
 
 def _ics_response(body: bytes, filename: str) -> Response:
     response = Response(body, mimetype=ICS_MIME)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Content-Disposition"] = web.disposition(filename)
     response.charset = "utf-8"
     return response
 
@@ -153,13 +157,17 @@ class Appointments(MethodView):
     @blp.alt_response(409, description="The slot was taken meanwhile, or is past")
     @blp.doc(security=[{"bearer": []}])
     @web.patient_required
+    @web.writes(Action.APPOINTMENT_CREATE)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Book a slot. Two patients booking the same slot at once: one gets it, the other a 409."""
         session = get_session()
+        now = web.now()
         appointment = agenda.book(session, settings(), web.current_patient(), body["slot_id"],
-                                  notes=body.get("notes"), now=web.now())
+                                  notes=body.get("notes"), now=now)
         session.commit()
-        return _detail(appointment)
+        # the reminders just scheduled, without reading them back
+        reminders = sorted(due for _, due in agenda.reminder_times(settings(), appointment, now))
+        return _appointment_out(appointment, web.now(), reminders)
 
 
 @blp.route("/appointments/<int:appointment_id>")
@@ -175,6 +183,7 @@ def appointment_detail(appointment_id: int) -> dict[str, Any]:
 @blp.response(200, s.AgendaAppointmentOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.APPOINTMENT_CANCEL)
 def cancel(appointment_id: int) -> dict[str, Any]:
     """Cancel before the cut-off (CARNET_AGENDA_CANCEL_CUTOFF_HOURS); the slot is freed, reminders removed."""
     session = get_session()
@@ -190,6 +199,7 @@ def cancel(appointment_id: int) -> dict[str, Any]:
 @blp.response(200, s.AgendaAppointmentOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.APPOINTMENT_RESCHEDULE)
 def reschedule(body: dict[str, Any], appointment_id: int) -> dict[str, Any]:
     """Move to another slot of the same professional before the cut-off (all or nothing)."""
     session = get_session()
@@ -222,6 +232,7 @@ def _entry_times(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(201, s.AgendaAppointmentOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.AGENDA_ENTRIES)
 def add_entry(body: dict[str, Any]) -> dict[str, Any]:
     """Add an entry of the patient's own (an appointment made elsewhere, a reminder to self)."""
     session = get_session()
@@ -237,6 +248,7 @@ class Entry(MethodView):
     @blp.response(200, s.AgendaAppointmentOut)
     @blp.doc(security=[{"bearer": []}])
     @web.patient_required
+    @web.writes(Action.AGENDA_ENTRIES)
     def patch(self, body: dict[str, Any], entry_id: int) -> dict[str, Any]:
         """Edit one of the patient's own entries."""
         session = get_session()
@@ -248,6 +260,7 @@ class Entry(MethodView):
     @blp.response(204)
     @blp.doc(security=[{"bearer": []}])
     @web.patient_required
+    @web.writes(Action.AGENDA_ENTRIES)
     def delete(self, entry_id: int) -> None:
         """Delete one of the patient's own entries."""
         session = get_session()
@@ -266,7 +279,15 @@ def _item_out(item: prevention.Item, lang: str) -> dict[str, Any]:
             "status": item.status, "status_label": message(f"agenda_status_{item.status}", lang),
             "due_from": item.due_from, "due_until": item.due_until, "every_months": item.rule.every_months,
             "done_on": item.done_on, "next_due_on": item.next_due_on, "planned_on": item.planned_on,
-            "appointment_id": item.appointment_id}
+            "appointment_id": item.appointment_id, "vaccination_entry_id": item.vaccination_entry_id}
+
+
+def _vaccinations(patient: Any) -> tuple[prevention.Vaccination, ...]:
+    """The profile's confirmed vaccinations: the calendar follows them (a dispensed vaccine once confirmed)."""
+    from backend.records import profile, vault
+
+    session = get_session()
+    return prevention.vaccinations_from(profile.confirmed_vaccinations(session, vault(session), patient.id))
 
 
 @blp.route("/prevention")
@@ -279,8 +300,9 @@ def prevention_list() -> dict[str, Any]:
     patient = web.current_patient()
     today = _today()
     lang = language()
-    return {"age": prevention.age_on(patient.birth_date, today),
-            "items": [_item_out(i, lang) for i in prevention.items_for(get_session(), patient, today)]}
+    return {"age": age_on(patient.birth_date, today),
+            "items": [_item_out(i, lang) for i in prevention.items_for(get_session(), patient, today,
+                                                                       _vaccinations(patient))]}
 
 
 @blp.route("/prevention/<code>", methods=["PUT"])
@@ -288,6 +310,7 @@ def prevention_list() -> dict[str, Any]:
 @blp.response(200, s.AgendaPreventionItemOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.AGENDA_ENTRIES)
 def prevention_mark(body: dict[str, Any], code: str) -> dict[str, Any]:
     """Mark an item Done / Not done / To plan; plan it on a date (optionally as an agenda entry)."""
     session = get_session()
@@ -298,7 +321,7 @@ def prevention_mark(body: dict[str, Any], code: str) -> dict[str, Any]:
                     planned_on=body.get("planned_on"), lang=lang,
                     add_to_agenda=settings() if body["add_to_agenda"] else None)
     session.commit()
-    items = {i.rule.code: i for i in prevention.items_for(session, patient, today)}
+    items = {i.rule.code: i for i in prevention.items_for(session, patient, today, _vaccinations(patient))}
     if code in items:
         return _item_out(items[code], lang)
     rule = prevention.RULES_BY_CODE[code]
@@ -306,7 +329,7 @@ def prevention_mark(body: dict[str, Any], code: str) -> dict[str, Any]:
     return {"code": code, "category": rule.category, "label": rule.label(lang), "status": mark.status,
             "status_label": message(f"agenda_status_{mark.status}", lang), "due_from": None, "due_until": None,
             "every_months": rule.every_months, "done_on": mark.done_on, "next_due_on": None,
-            "planned_on": mark.planned_on, "appointment_id": mark.appointment_id}
+            "planned_on": mark.planned_on, "appointment_id": mark.appointment_id, "vaccination_entry_id": None}
 
 
 # --- calendar export, feed and import ----------------------------------------------------------------------------
@@ -358,6 +381,7 @@ class Feed(MethodView):
     @blp.response(201, s.AgendaFeedOut)
     @blp.doc(security=[{"bearer": []}])
     @web.patient_required
+    @web.writes(Action.AGENDA_FEED)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create a subscription link (replacing any previous one). Titles are discreet unless
         ``show_details`` is true."""
@@ -371,6 +395,7 @@ class Feed(MethodView):
     @blp.response(200, s.AgendaFeedOut)
     @blp.doc(security=[{"bearer": []}])
     @web.patient_required
+    @web.writes(Action.AGENDA_FEED)
     def patch(self, body: dict[str, Any]) -> dict[str, Any]:
         """Choose discreet titles or full details for the existing link."""
         session = get_session()
@@ -381,6 +406,7 @@ class Feed(MethodView):
     @blp.response(204)
     @blp.doc(security=[{"bearer": []}])
     @web.patient_required
+    @web.writes(Action.AGENDA_FEED)
     def delete(self) -> None:
         """Revoke the link: the next fetch by the other calendar fails."""
         session = get_session()
@@ -407,6 +433,7 @@ def feed_ics(token: str) -> Response:
 @blp.response(201, s.AgendaImportOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.AGENDA_ENTRIES)
 def import_ics(files: dict[str, Any]) -> dict[str, Any]:
     """Import an .ics file from another calendar: all its events or none (size-limited; a file that is not
     a calendar is refused with the reason)."""

@@ -26,6 +26,7 @@ from backend.audit import service as audit
 from backend.db import utcnow
 from backend.errors import DomainError
 from backend.i18n import message
+from backend.text import clean
 
 UTC = dt.timezone.utc
 PRODID = "-//Carnet//Agenda santé//FR"
@@ -129,7 +130,7 @@ def _text(component: icalendar.Component, name: str, limit: int) -> str | None:
         return None
     if isinstance(value, list):
         value = value[0] if value else ""
-    text = str(value).replace("\x00", "").strip()
+    text = clean(str(value)).strip()  # a calendar file may carry NULs and control characters: dropped
     return text[:limit] or None
 
 
@@ -162,7 +163,20 @@ def _label(event: icalendar.Component) -> str:
     return _text(event, "SUMMARY", 60) or _text(event, "UID", 60) or "sans titre"
 
 
-def _check_events(cal: icalendar.Component, window_days: int) -> None:
+def _check_ends_after_start(event: icalendar.Component, tz: ZoneInfo) -> None:
+    """RFC 5545 §3.6.1 and §3.8.2.2: DTEND is not before DTSTART (equal: an instant), a DURATION is not negative. Checked on the event as written: the expansion would quietly swap a backwards end
+    and start (recurring-ical-events does), and the patient would get an appointment nobody wrote."""
+    start = event["DTSTART"].dt
+    if "DTEND" in event:
+        end = event["DTEND"].dt
+        if _instant(end, tz)[0] < _instant(start, tz)[0]:
+            raise _refuse(f"le rendez-vous « {_label(event)} » finit avant de commencer")
+    elif "DURATION" in event and isinstance(event["DURATION"].dt, dt.timedelta):
+        if event["DURATION"].dt < dt.timedelta(0):
+            raise _refuse(f"le rendez-vous « {_label(event)} » a une durée négative")
+
+
+def _check_events(cal: icalendar.Component, window_days: int, tz: ZoneInfo) -> None:
     """Before expanding anything: every event has a readable start, its recurrences are at most daily,
     and the number of occurrences they can produce in the window is bounded (a rule repeating every
     second would otherwise exhaust the server)."""
@@ -181,6 +195,7 @@ def _check_events(cal: icalendar.Component, window_days: int) -> None:
                     getattr(value, "dts" if name in ("EXDATE", "RDATE") else "dt")
                 except Exception:
                     raise _refuse(f"{what} du rendez-vous « {_label(event)} » est illisible") from None
+        _check_ends_after_start(event, tz)
         rules = event.get("RRULE")
         for rule in rules if isinstance(rules, list) else ([rules] if rules is not None else []):
             try:
@@ -227,7 +242,7 @@ def parse_ics(data: bytes, settings: AgendaSettings, *, now: dt.datetime) -> lis
             raise _refuse(f"composant inattendu {cal.name[:40]!r} hors de VCALENDAR")
         if not cal.walk("VEVENT"):
             continue
-        _check_events(cal, (end - start).days + 1)
+        _check_events(cal, (end - start).days + 1, tz)
         try:
             occurrences = recurring_ical_events.of(cal).between(start.astimezone(tz), end.astimezone(tz))
             parsed = [_occurrence(occ, tz) for occ in occurrences]

@@ -12,8 +12,9 @@ extensions (all URLs below ``EXT``):
 
 The place is a contained ``Location`` referenced from ``actor``; the visit type is ``serviceType`` in
 the code system ``VISIT_TYPE_SYSTEM`` (``in-person`` | ``teleconsultation``); the specialty is
-``specialty`` (any code system, e.g. TRE-R38). Date-times without an offset are read as wall times of
-the schedule's zone; output always carries the offset.
+``specialty`` (any code system, e.g. TRE-R38: the system, code and display come back as sent). Every
+date-time with a time carries its offset (FHIR dateTime): one without is refused; search parameters
+without an offset are wall times of the schedule's zone (FHIR search); output always carries the offset.
 """
 from __future__ import annotations
 
@@ -42,31 +43,34 @@ VISIT_CODES = {"in-person": "in_person", "teleconsultation": "teleconsultation"}
 VISIT_DISPLAY = {"in_person": "Au cabinet", "teleconsultation": "Téléconsultation"}
 INS_SYSTEMS = {f"urn:oid:{oid}" for oid in INS_OIDS}
 
-ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
-               409: "conflict", 413: "too-costly", 415: "not-supported", 422: "invalid", 429: "throttled",
-               500: "exception"}
+SCHEDULE_DOCUMENTATION = (
+    "A professional's published availability. FHIR R4 has no element for recurring opening hours, so they are "
+    f"extensions: {EXT_TZ} (valueCode, IANA zone, default Europe/Paris), {EXT_SLOT_MINUTES} (valueInteger 5–240, "
+    f"required), {EXT_OPENING} (repeatable; sub-extensions start and end = the first occurrence as valueDateTime "
+    f"with its offset, rrule = an RFC 5545 RRULE as valueString, DAILY to YEARLY), {EXT_UNAVAILABLE} (repeatable "
+    f"valuePeriod: an absence) and {EXT_CLOSED_DAY} (repeatable valueDate). The place is a contained Location "
+    f"referenced from actor; the visit type is serviceType in {VISIT_TYPE_SYSTEM} (in-person | teleconsultation); "
+    "specialty keeps its code system. Date-times without an offset are refused.")
 
 
 def invalid(reason: str) -> DomainError:
     return DomainError("agenda_invalid_resource", 422, reason=reason)
 
 
-def operation_outcome(status: int, code: str, detail: str) -> dict[str, Any]:
-    return {"resourceType": "OperationOutcome",
-            "issue": [{"severity": "error", "code": ISSUE_CODES.get(status, "processing"), "diagnostics": detail,
-                       "details": {"coding": [{"system": "https://carnet.example/problems", "code": code}],
-                                   "text": detail}}]}
-
-
 # --- reading --------------------------------------------------------------------------------------------
 
-def parse_datetime(value: Any, tz_name: str, field: str) -> dt.datetime:
+def parse_datetime(value: Any, tz_name: str, field: str, *, require_offset: bool = True) -> dt.datetime:
+    """A FHIR dateTime with a time: its offset is required (``require_offset=False``: a search value, read as a
+    wall time of ``tz_name`` without one)."""
     if not isinstance(value, str) or not value:
         raise invalid(f"{field} : date-heure attendue")
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise invalid(f"{field} : date-heure illisible ({value[:40]})") from None
+    if parsed.tzinfo is None and require_offset:
+        raise invalid(f"{field} : le décalage horaire est obligatoire en FHIR (par exemple {value[:19]}+01:00 "
+                      "ou Z)")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=availability.zone(tz_name))
     return parsed.astimezone(UTC)
@@ -160,6 +164,7 @@ def schedule_input(resource: Any, pro: Professional, default_tz: str) -> Schedul
         visit_type=_visit_type(resource) or "in_person", slot_minutes=slot_ext[0]["valueInteger"], tz=tz,
         specialty_code=_clip(specialty[0].get("code"), 32) if specialty else pro.specialty_code,
         specialty_label=_clip(specialty[0].get("display"), 200) if specialty else None,
+        specialty_system=_clip(specialty[0].get("system"), 128) if specialty else None,
         place=_place(resource), openings=openings, exceptions=exceptions,
         valid_from=parse_date(horizon["start"], "planningHorizon.start") if horizon.get("start") else None,
         valid_until=parse_date(horizon["end"], "planningHorizon.end") if horizon.get("end") else None,
@@ -189,12 +194,14 @@ def _visit_concept(visit_type: str | None) -> list[dict[str, Any]]:
     return [{"coding": [{"system": VISIT_TYPE_SYSTEM, "code": code, "display": VISIT_DISPLAY[visit_type]}]}]
 
 
-def _specialty_concept(code: str | None, label: str | None) -> list[dict[str, Any]]:
-    if not code and not label:
-        return []
+def _specialty_concept(code: str | None, label: str | None, system: str | None = None) -> list[dict[str, Any]]:
+    """The specialty as the practice sent it: system, code and display (text alone without a code)."""
+    if not code:
+        return [{"text": label}] if label else []
     coding: dict[str, Any] = {}
-    if code:
-        coding["code"] = code
+    if system:
+        coding["system"] = system
+    coding["code"] = code
     if label:
         coding["display"] = label
     return [{"coding": [coding], "text": label or code}]
@@ -214,7 +221,8 @@ def schedule_resource(schedule: Schedule, pro: Professional) -> dict[str, Any]:
                                                             "end": _iso(x.ends_at, schedule.tz)}})
     resource: dict[str, Any] = {"resourceType": "Schedule", "id": str(schedule.id), "extension": ext,
                                 "active": schedule.active, "serviceType": _visit_concept(schedule.visit_type),
-                                "specialty": _specialty_concept(schedule.specialty_code, schedule.specialty_label),
+                                "specialty": _specialty_concept(schedule.specialty_code, schedule.specialty_label,
+                                                                schedule.specialty_system),
                                 "actor": [{"reference": f"Practitioner/{pro.id}", "display": pro.display_name,
                                            "identifier": {"system": "urn:oid:1.2.250.1.71.4.2.1",
                                                           "value": "8" + pro.rpps}}]}
@@ -236,7 +244,8 @@ def slot_resource(schedule: Schedule, slot: availability.SlotTime, busy: bool) -
     resource = {"resourceType": "Slot", "id": slot.id, "schedule": {"reference": f"Schedule/{schedule.id}"},
                 "status": "busy" if busy else "free", "start": _iso(slot.starts_at, schedule.tz),
                 "end": _iso(slot.ends_at, schedule.tz), "serviceType": _visit_concept(schedule.visit_type),
-                "specialty": _specialty_concept(schedule.specialty_code, schedule.specialty_label)}
+                "specialty": _specialty_concept(schedule.specialty_code, schedule.specialty_label,
+                                                schedule.specialty_system)}
     return {k: v for k, v in resource.items() if v != []}
 
 
@@ -244,10 +253,13 @@ def appointment_resource(appointment: Appointment, patient: Patient | None) -> d
     a = appointment
     participants: list[dict[str, Any]] = []
     if patient is not None:
-        participants.append({"actor": {"reference": f"Patient/{patient.id}",
-                                       "display": f"{patient.given_names} {patient.family_name}",
-                                       "identifier": {"system": f"urn:oid:{patient.ins_oid}", "value": patient.nir}},
-                             "status": "accepted"})
+        # The practice knows the patient by the INS it sent; their names only when the patient booked online
+        # with it (they gave them): an appointment made from a bare INS must not disclose identity traits.
+        actor: dict[str, Any] = {"reference": f"Patient/{patient.id}",
+                                 "identifier": {"system": f"urn:oid:{patient.ins_oid}", "value": patient.nir}}
+        if a.kind == "booking":
+            actor["display"] = f"{patient.given_names} {patient.family_name}"
+        participants.append({"actor": actor, "status": "accepted"})
     if a.professional_id:
         participants.append({"actor": {"reference": f"Practitioner/{a.professional_id}",
                                        "display": a.professional_name}, "status": "accepted"})
@@ -268,30 +280,12 @@ def appointment_resource(appointment: Appointment, patient: Patient | None) -> d
 
 def bundle(resources: list[dict[str, Any]], base_url: str, next_url: str | None = None,
            total: int | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset",
-                           "entry": [{"fullUrl": f"{base_url}/{r['resourceType']}/{r['id']}", "resource": r,
-                                      "search": {"mode": "match"}} for r in resources]}
+    out: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if resources:  # FHIR JSON never holds an empty array
+        out["entry"] = [{"fullUrl": f"{base_url}/{r['resourceType']}/{r['id']}", "resource": r,
+                         "search": {"mode": "match"}} for r in resources]
     if total is not None:
         out["total"] = total
     if next_url:
         out["link"] = [{"relation": "next", "url": next_url}]
     return out
-
-
-def capability_resources() -> list[dict[str, Any]]:
-    """This feature's entries of the server's CapabilityStatement ``rest[0].resource``."""
-    def res(kind: str, interactions: list[str], params: list[tuple[str, str]],
-            operations: tuple[str, ...] = ()) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": kind, "interaction": [{"code": i} for i in interactions],
-                               "searchParam": [{"name": n, "type": t} for n, t in params]}
-        if operations:
-            out["operation"] = [{"name": o, "definition": f"{BASE}/OperationDefinition/{kind}-{o}"}
-                                for o in operations]
-        return out
-
-    return [
-        res("Schedule", ["create", "read", "update", "delete", "search-type"], []),
-        res("Slot", ["search-type"], [("schedule", "reference"), ("start", "date"), ("status", "token")]),
-        res("Appointment", ["create", "read", "search-type"],
-            [("date", "date"), ("status", "token"), ("_count", "number")], ("cancel",)),
-    ]

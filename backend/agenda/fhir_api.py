@@ -6,23 +6,17 @@
 - ``POST /fhir/R4/Appointment`` — an appointment made by the practice for a patient (INS identifier)
 - ``POST /fhir/R4/Appointment/{id}/$cancel`` — the practice cancels (the patient is notified)
 
-The documents' FHIR API shares the ``/fhir/R4`` base; ``fhir.capability_resources()`` gives this
-feature's part of the server's CapabilityStatement. Every route authenticates the professional's bearer token (``professional_required``). Errors are
-``OperationOutcome`` in ``application/fhir+json``, with the same localized sentence as the patient API.
+The documents' FHIR API shares the ``/fhir/R4`` base. Errors, negotiation, the professional's authentication
+and this feature's part of the server's CapabilityStatement come from the FHIR layer (``backend.fhir.layer``).
 """
 from __future__ import annotations
 
 import datetime as dt
-import json
-import logging
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Response, current_app
 from sqlalchemy import select
-from werkzeug.exceptions import HTTPException
 
 from backend import web
 from backend.accounts import service as accounts
@@ -31,79 +25,36 @@ from backend.agenda import availability, fhir
 from backend.agenda import service as agenda
 from backend.agenda.models import Appointment
 from backend.db import get_session
-from backend.errors import HTTP_CODES, DomainError, Unauthorized
-from backend.i18n import message
+from backend.errors import DomainError
+import backend.fhir.auth as auth
+import backend.fhir.layer as layer
 from backend.professionals.models import Professional
-from backend.professionals.service import BearerTokenAuthenticator, ProfessionalAuthenticator
 
-log = logging.getLogger(__name__)
-bp = Blueprint("agenda_fhir", __name__, url_prefix="/fhir/R4")
-F = TypeVar("F", bound=Callable[..., Any])
+bp = layer.FhirBlueprint("agenda_fhir", __name__)
+fhir_response = layer.fhir_response
 UTC = dt.timezone.utc
+OPERATIONS = f"{layer.CARNET}/OperationDefinition/"
 
-
-def _authenticator() -> ProfessionalAuthenticator:
-    return current_app.extensions.get("carnet.professional_authenticator") or BearerTokenAuthenticator()
-
-
-def professional_required(fn: F) -> F:
-    """The professional API's door: a valid professional token, then ``current_professional()``."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        credential = web.bearer()
-        pro = _authenticator().authenticate(get_session(), credential) if credential else None
-        if pro is None:
-            raise Unauthorized("agenda_professional_token", headers={"WWW-Authenticate": 'Bearer realm="fhir"'})
-        g.professional = pro
-        return fn(*args, **kwargs)
-
-    wrapper._carnet_auth = "professional"  # type: ignore[attr-defined]
-    return wrapper  # type: ignore[return-value]
+bp.resource("Schedule", documentation=fhir.SCHEDULE_DOCUMENTATION)
+bp.resource("Slot", documentation="Computed from the schedules' opening hours, absences and bookings.")
+bp.resource("Appointment", documentation="The practice's appointments: booked by patients in the app, or made by "
+                                          "the practice (POST, the patient named by INS).")
 
 
 def current_professional() -> Professional:
-    return g.professional
+    return auth.current_professional()
 
 
 def settings() -> agenda.AgendaSettings:
     return current_app.extensions["carnet.agenda_settings"]
 
 
-def fhir_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=fhir.FHIR_MIME, headers=headers)
-
-
-def _error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> Response:
-    return fhir_response(fhir.operation_outcome(status, code, detail), status, headers)
-
-
-@bp.errorhandler(DomainError)
-def _domain_error(error: DomainError) -> Response:
-    session = get_session()
-    if error.persist:
-        session.commit()
-    else:
-        session.rollback()
-    return _error(error.status, error.code, error.detail(), error.headers)
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> Response:
-    status = error.code or 500
-    code = HTTP_CODES.get(status, "bad_request")
-    return _error(status, code, message(code))
-
-
 def base_url() -> str:
-    return request.url_root.rstrip("/") + "/fhir/R4"
+    return layer.base_url().rstrip("/")
 
 
 def _body() -> Any:
-    body = request.get_json(force=True, silent=True)
-    if body is None:
-        raise DomainError("invalid_json", 400)
-    return body
+    return layer.json_body(int(current_app.config["MAX_CONTENT_LENGTH"]))
 
 
 # --- search parameters -------------------------------------------------------------------------------------
@@ -112,13 +63,13 @@ def _bounds(name: str, tz: str) -> tuple[dt.datetime | None, dt.datetime | None]
     """FHIR date search: ``ge``/``gt`` give the lower bound, ``lt``/``le`` the upper; a bare date is that
     local day."""
     lower = upper = None
-    for raw in request.args.getlist(name):
+    for raw in layer.params().getlist(name):
         prefix, value = (raw[:2], raw[2:]) if raw[:2] in {"ge", "gt", "le", "lt", "eq"} else ("eq", raw)
         if len(value) == 10:
             day_start, day_end = availability.local_day_bounds(fhir.parse_date(value, name), tz)
             low, high = day_start, day_end
         else:
-            low = high = fhir.parse_datetime(value, tz, name)
+            low = high = fhir.parse_datetime(value, tz, name, require_offset=False)
         if prefix in {"ge", "gt"}:
             lower = low if prefix == "ge" or len(value) != 10 else high
         elif prefix in {"lt", "le"}:
@@ -128,17 +79,9 @@ def _bounds(name: str, tz: str) -> tuple[dt.datetime | None, dt.datetime | None]
     return lower, upper
 
 
-def _count(default: int = 50) -> int:
-    try:
-        return max(1, min(int(request.args.get("_count", default)), web.PAGE_MAX))
-    except ValueError:
-        raise fhir.invalid("_count doit être un entier") from None
-
-
 # --- Schedule -----------------------------------------------------------------------------------------------
 
-@bp.post("/Schedule")
-@professional_required
+@bp.interaction("create", "/Schedule")
 def create_schedule() -> Response:
     session = get_session()
     pro = current_professional()
@@ -149,24 +92,23 @@ def create_schedule() -> Response:
                          {"Location": f"{base_url()}/Schedule/{schedule.id}"})
 
 
-@bp.get("/Schedule")
-@professional_required
+@bp.interaction("search-type", "/Schedule", search=(
+    layer.SearchParam("_count", "number", "Page size, 1 to 100 (default 100): the professional's own schedules, "
+                                          "newest first."),))
 def search_schedules() -> Response:
     pro = current_professional()
-    schedules = agenda.list_schedules(get_session(), pro, limit=web.PAGE_MAX)
+    schedules = agenda.list_schedules(get_session(), pro, limit=layer.page_size(web.PAGE_MAX))
     return fhir_response(fhir.bundle([fhir.schedule_resource(s, pro) for s in schedules], base_url(),
                                      total=len(schedules)))
 
 
-@bp.get("/Schedule/<int:schedule_id>")
-@professional_required
+@bp.interaction("read", "/Schedule/<int:schedule_id>")
 def read_schedule(schedule_id: int) -> Response:
     pro = current_professional()
     return fhir_response(fhir.schedule_resource(agenda.own_schedule(get_session(), pro, schedule_id), pro))
 
 
-@bp.put("/Schedule/<int:schedule_id>")
-@professional_required
+@bp.interaction("update", "/Schedule/<int:schedule_id>")
 def update_schedule(schedule_id: int) -> Response:
     session = get_session()
     pro = current_professional()
@@ -176,8 +118,8 @@ def update_schedule(schedule_id: int) -> Response:
     return fhir_response(fhir.schedule_resource(schedule, pro))
 
 
-@bp.delete("/Schedule/<int:schedule_id>")
-@professional_required
+@bp.interaction("delete", "/Schedule/<int:schedule_id>",
+                documentation="Withdraws the schedule: it is kept inactive (read answers active=false).")
 def delete_schedule(schedule_id: int) -> Response:
     """Withdraw a schedule: its slots are no longer offered; booked appointments stay."""
     session = get_session()
@@ -189,8 +131,13 @@ def delete_schedule(schedule_id: int) -> Response:
 
 # --- Slot ---------------------------------------------------------------------------------------------------
 
-@bp.get("/Slot")
-@professional_required
+@bp.interaction("search-type", "/Slot", search=(
+    layer.SearchParam("schedule", "reference", "Schedule/{id}: one of your schedules (default: all of them).",
+                      "http://hl7.org/fhir/SearchParameter/Slot-schedule"),
+    layer.SearchParam("start", "date", "ge/gt and lt/le bounds (a bare date is that local day); at most "
+                                       "the configured window, 7 days from today by default.",
+                      "http://hl7.org/fhir/SearchParameter/Slot-start"),
+    layer.SearchParam("status", "token", "free | busy.", "http://hl7.org/fhir/SearchParameter/Slot-status")))
 def search_slots() -> Response:
     session = get_session()
     pro = current_professional()
@@ -203,14 +150,14 @@ def search_slots() -> Response:
     upper = upper or lower + dt.timedelta(days=7)
     if upper - lower > dt.timedelta(days=cfg.search_max_days) or upper <= lower:
         raise DomainError("agenda_search_window", max_days=cfg.search_max_days)
-    wanted = request.args.get("schedule")
+    wanted = layer.params().get("schedule")
     schedules = agenda.list_schedules(session, pro, limit=web.PAGE_MAX)
     if wanted:
         schedule_id = wanted.rsplit("/", 1)[-1]
         schedules = [s for s in schedules if str(s.id) == schedule_id]
         if not schedules:
             raise DomainError("agenda_schedule_not_found", 404)
-    status = request.args.get("status")
+    status = layer.params().get("status")
     resources: list[tuple[dt.datetime, int, dict[str, Any]]] = []
     for schedule in schedules:
         if not schedule.active:
@@ -225,22 +172,26 @@ def search_slots() -> Response:
 
 # --- Appointment --------------------------------------------------------------------------------------------
 
-@bp.get("/Appointment")
-@professional_required
+@bp.interaction("search-type", "/Appointment", search=(
+    layer.SearchParam("date", "date", "ge/gt and lt/le bounds on the appointment's time.",
+                      "http://hl7.org/fhir/SearchParameter/clinical-date"),
+    layer.SearchParam("status", "token", "booked | cancelled …",
+                      "http://hl7.org/fhir/SearchParameter/Appointment-status"),
+    layer.SearchParam("_count", "number", "Page size, 1 to 100 (default 50); the 'next' link carries _cursor.")))
 def search_appointments() -> Response:
     session = get_session()
     pro = current_professional()
     lower, upper = _bounds("date", settings().default_tz)
-    limit = _count()
-    after = agenda.unpack_position(web.decode_cursor(request.args.get("_cursor")))
+    limit = layer.page_size(50)
+    after = agenda.unpack_position(web.decode_cursor(layer.params().get("_cursor")))
     stmt = (select(Appointment, Patient).join(Patient, Patient.id == Appointment.patient_id)
             .where(Appointment.professional_id == pro.id, Appointment.kind.in_(agenda.PATIENT_CAN_CANCEL_KINDS)))
     if lower is not None:
         stmt = stmt.where(Appointment.ends_at > lower)
     if upper is not None:
         stmt = stmt.where(Appointment.starts_at < upper)
-    if request.args.get("status"):
-        stmt = stmt.where(Appointment.status == request.args["status"])
+    if layer.params().get("status"):
+        stmt = stmt.where(Appointment.status == layer.params()["status"])
     if after is not None:
         stmt = stmt.where((Appointment.starts_at > after[0])
                           | ((Appointment.starts_at == after[0]) & (Appointment.id > after[1])))
@@ -249,7 +200,7 @@ def search_appointments() -> Response:
     next_url = None
     if len(rows) > limit:
         last = page[-1][0]
-        args = [(k, v) for k, v in request.args.items(multi=True) if k != "_cursor"]
+        args = [(k, v) for k, v in layer.params().items(multi=True) if k != "_cursor"]
         args.append(("_cursor", web.encode_cursor(agenda.pack_position(last.starts_at, last.id))))
         next_url = f"{base_url()}/Appointment?{urlencode(args)}"
     return fhir_response(fhir.bundle([fhir.appointment_resource(a, p) for a, p in page], base_url(), next_url))
@@ -263,15 +214,13 @@ def _appointment_with_patient(appointment_id: int) -> tuple[Appointment, Patient
     return appointment, patient
 
 
-@bp.get("/Appointment/<int:appointment_id>")
-@professional_required
+@bp.interaction("read", "/Appointment/<int:appointment_id>")
 def read_appointment(appointment_id: int) -> Response:
     appointment, patient = _appointment_with_patient(appointment_id)
     return fhir_response(fhir.appointment_resource(appointment, patient))
 
 
-@bp.post("/Appointment")
-@professional_required
+@bp.interaction("create", "/Appointment")
 def create_appointment() -> Response:
     session = get_session()
     pro = current_professional()
@@ -294,12 +243,13 @@ def create_appointment() -> Response:
                          {"Location": f"{base_url()}/Appointment/{appointment.id}"})
 
 
-@bp.post("/Appointment/<int:appointment_id>/$cancel")
-@professional_required
+@bp.operation("/Appointment/<int:appointment_id>/$cancel", definition=OPERATIONS + "Appointment-cancel",
+              documentation="POST /fhir/R4/Appointment/{id}/$cancel (no body): the practice cancels; the patient "
+                            "is notified. Returns the cancelled Appointment.")
 def cancel_appointment(appointment_id: int) -> Response:
     session = get_session()
-    appointment, patient = _appointment_with_patient(appointment_id)
-    pro = current_professional()
-    agenda.cancel(session, settings(), appointment, by="professional", actor_id=pro.rpps, now=web.now())
+    appointment = agenda.cancel_by_professional(session, settings(), current_professional(), appointment_id,
+                                                now=web.now())
+    patient = session.get(Patient, appointment.patient_id)
     session.commit()
     return fhir_response(fhir.appointment_resource(appointment, patient))

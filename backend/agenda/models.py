@@ -29,6 +29,7 @@ class Schedule(Base):
     active: Mapped[bool] = mapped_column(default=True)
     visit_type: Mapped[str] = mapped_column(String(16))  # in_person | teleconsultation
     specialty_code: Mapped[str | None] = mapped_column(String(32))
+    specialty_system: Mapped[str | None] = mapped_column(String(128))  # the code system the practice sent
     specialty_label: Mapped[str | None] = mapped_column(String(200))
     place_name: Mapped[str | None] = mapped_column(String(200))
     place_address: Mapped[str | None] = mapped_column(String(300))

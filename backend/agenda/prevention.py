@@ -9,6 +9,11 @@ years boosters, HPV and meningococcus ACWY at 11–14); and "M'T dents" dental c
 Infants' vaccinations (counted in months) are left to the child's health booklet.
 
 Ages are inclusive ranges of years: "50–74" is from the 50th birthday to the eve of the 75th.
+
+Vaccinations recorded in the profile follow the calendar: a confirmed vaccination whose ATC code belongs
+to a rule (``VACCINE_ATC``) and whose date falls in the rule's age range marks it done on that date (a
+vaccine the pharmacy dispensed proposes such a vaccination; once the patient confirms it, the item
+follows). What the patient marked by hand stays, unless a vaccination is more recent.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from backend.accounts.models import Patient
 from backend.agenda.availability import local_day_bounds
 from backend.agenda.models import Appointment, PreventionMark
 from backend.agenda.service import AgendaSettings, EntryInput, add_entry, update_entry
+from backend.identity import age_on, birthday
 from backend.errors import DomainError, NotFound
 
 STATUSES = ("to_plan", "done", "not_done")
@@ -95,16 +101,32 @@ def _rules() -> tuple[Rule, ...]:
 RULES: tuple[Rule, ...] = _rules()
 RULES_BY_CODE = {rule.code: rule for rule in RULES}
 
+# ATC classes (WHO) of the vaccines each vaccination rule is about.
+_DTP = ("J07CA",)   # diphtheria-tetanus combinations (dTP, dTcaP)
+VACCINE_ATC: dict[str, tuple[str, ...]] = {
+    "vaccin_grippe": ("J07BB",), "vaccin_covid": ("J07BN", "J07BX03"), "vaccin_pneumocoque": ("J07AL",),
+    "vaccin_zona": ("J07BK02", "J07BK03"), "vaccin_hpv": ("J07BM",), "vaccin_meningo_acwy": ("J07AH04", "J07AH08"),
+    **{rule.code: _DTP for rule in RULES if rule.code.startswith(("vaccin_dtp_", "vaccin_dtcap_"))},
+}
 
-def birthday(birth: dt.date, age: int) -> dt.date:
-    try:
-        return birth.replace(year=birth.year + age)
-    except ValueError:  # born on 29 February
-        return dt.date(birth.year + age, 3, 1)
+
+@dataclass(frozen=True)
+class Vaccination:
+    """A vaccination the record holds as a fact (confirmed, not hidden): what the calendar follows."""
+
+    atc: str
+    on: dt.date
+    entry_id: int | None = None
 
 
-def age_on(birth: dt.date, day: dt.date) -> int:
-    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+def _vaccinated(rule: Rule, start: dt.date, end: dt.date,
+                vaccinations: tuple[Vaccination, ...]) -> Vaccination | None:
+    """The latest vaccination that satisfies ``rule`` within its age range."""
+    prefixes = VACCINE_ATC.get(rule.code)
+    if not prefixes:
+        return None
+    found = [v for v in vaccinations if v.atc.upper().startswith(prefixes) and start <= v.on <= end]
+    return max(found, key=lambda v: v.on) if found else None
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
@@ -128,6 +150,7 @@ class Item:
     next_due_on: dt.date | None
     planned_on: dt.date | None
     appointment_id: int | None
+    vaccination_entry_id: int | None = None   # done according to this profile entry
 
 
 def applies(rule: Rule, sex: str) -> bool:
@@ -135,10 +158,13 @@ def applies(rule: Rule, sex: str) -> bool:
 
 
 def recommended(birth: dt.date, sex: str, today: dt.date,
-                marks: dict[str, PreventionMark] | None = None) -> list[Item]:
+                marks: dict[str, PreventionMark] | None = None,
+                vaccinations: tuple[Vaccination, ...] = ()) -> list[Item]:
     """The items whose age range contains today, with the patient's status applied.
 
-    A recurring item done more than its interval ago is "to plan" again (the last date is kept).
+    A recurring item done more than its interval ago is "to plan" again (the last date is kept). A
+    vaccination of the rule's kind given within its age range marks it done, unless the patient marked it
+    done later by hand.
     """
     marks = marks or {}
     age = age_on(birth, today)
@@ -149,12 +175,18 @@ def recommended(birth: dt.date, sex: str, today: dt.date,
         mark = marks.get(rule.code)
         status = mark.status if mark else "to_plan"
         done_on = mark.done_on if mark else None
+        due_from = birthday(birth, rule.from_age)
+        due_until = birthday(birth, rule.to_age + 1) - dt.timedelta(days=1)
+        given = _vaccinated(rule, due_from, min(due_until, today), vaccinations)
+        if given is not None and (status != "done" or done_on is None or given.on > done_on):
+            status, done_on = "done", given.on
+        else:
+            given = None
         next_due = add_months(done_on, rule.every_months) if (rule.every_months and done_on) else None
         if status == "done" and next_due is not None and next_due <= today:
             status = "to_plan"
-        items.append(Item(rule, birthday(birth, rule.from_age), birthday(birth, rule.to_age + 1) - dt.timedelta(days=1),
-                          status, done_on, next_due, mark.planned_on if mark else None,
-                          mark.appointment_id if mark else None))
+        items.append(Item(rule, due_from, due_until, status, done_on, next_due, mark.planned_on if mark else None,
+                          mark.appointment_id if mark else None, given.entry_id if given else None))
     order = {"check": 0, "screening": 1, "vaccination": 2, "dental": 3}
     items.sort(key=lambda i: (order[i.rule.category], i.rule.from_age, i.rule.code))
     return items
@@ -164,8 +196,24 @@ def marks_for(session: Session, patient_id: int) -> dict[str, PreventionMark]:
     return {m.item_code: m for m in session.scalars(select(PreventionMark).where(PreventionMark.patient_id == patient_id))}
 
 
-def items_for(session: Session, patient: Patient, today: dt.date) -> list[Item]:
-    return recommended(patient.birth_date, patient.sex, today, marks_for(session, patient.id))
+def items_for(session: Session, patient: Patient, today: dt.date,
+              vaccinations: tuple[Vaccination, ...] = ()) -> list[Item]:
+    return recommended(patient.birth_date, patient.sex, today, marks_for(session, patient.id), vaccinations)
+
+
+def vaccinations_from(entries: list[dict]) -> tuple[Vaccination, ...]:
+    """The profile's confirmed vaccinations (``records.profile.confirmed_vaccinations``) that the calendar can
+    follow: an ATC code and a full date (a month or a year alone cannot place it in an age range)."""
+    out = []
+    for entry in entries:
+        atc, date = entry.get("atc"), entry.get("date")
+        if not atc or not isinstance(date, str) or len(date) != 10:
+            continue
+        try:
+            out.append(Vaccination(str(atc), dt.date.fromisoformat(date), entry.get("id")))
+        except ValueError:
+            continue
+    return tuple(out)
 
 
 def mark(session: Session, patient: Patient, code: str, status: str, *, today: dt.date, now: dt.datetime,

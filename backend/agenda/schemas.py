@@ -50,6 +50,8 @@ class AgendaSlotOut(ma.Schema):
     timezone = ma.fields.String()
     local_date = ma.fields.String()
     local_time = ma.fields.String()
+    cancel_until = ma.fields.DateTime(metadata={"description": "booked, the appointment can be cancelled or moved "
+                                                               "until then (CARNET_AGENDA_CANCEL_CUTOFF_HOURS)"})
 
 
 class AgendaSlotPageOut(ma.Schema):
@@ -178,6 +180,8 @@ class AgendaPreventionItemOut(ma.Schema):
     next_due_on = ma.fields.Date(allow_none=True)
     planned_on = ma.fields.Date(allow_none=True)
     appointment_id = ma.fields.Integer(allow_none=True)
+    vaccination_entry_id = ma.fields.Integer(allow_none=True, metadata={
+        "description": "Done according to this vaccination of the profile (e.g. a dispensed vaccine confirmed)."})
 
 
 class AgendaPreventionOut(ma.Schema):

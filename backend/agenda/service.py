@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Integer, bindparam, delete, exists, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from backend.accounts.models import Patient
+from backend import cursors
+from backend.accounts.hooks import on_account_event
+from backend.accounts.models import AccountState, Patient
 from backend.agenda import availability
 from backend.agenda.models import (
     DEFAULT_TZ,
@@ -33,6 +34,8 @@ from backend.errors import DomainError, NotFound
 from backend.i18n import message
 from backend.notifications.service import notify
 from backend.professionals.models import Professional
+from backend.records.access import authorize_write
+from backend.records.policy import Action, Actor
 from backend.security import new_token, token_digest
 
 UTC = dt.timezone.utc
@@ -111,6 +114,7 @@ class ScheduleInput:
     tz: str = DEFAULT_TZ
     specialty_code: str | None = None
     specialty_label: str | None = None
+    specialty_system: str | None = None
     place: Place = field(default_factory=Place)
     openings: list[tuple[dt.datetime, dt.datetime, str | None]] = field(default_factory=list)
     exceptions: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
@@ -146,6 +150,7 @@ def _apply_schedule(schedule: Schedule, data: ScheduleInput, now: dt.datetime) -
     schedule.tz = data.tz
     schedule.specialty_code = data.specialty_code
     schedule.specialty_label = data.specialty_label
+    schedule.specialty_system = data.specialty_system
     schedule.place_name, schedule.place_address = data.place.name, data.place.address
     schedule.place_postcode, schedule.place_city = data.place.postcode, data.place.city
     schedule.valid_from, schedule.valid_until = data.valid_from, data.valid_until
@@ -302,14 +307,17 @@ def schedule_slot_states(session: Session, schedule: Schedule, start: dt.datetim
             for slot in availability.schedule_slots(schedule, start, end)]
 
 
+# built once: every booking resolves its slot (only the schedule's id changes)
+_SLOT_SCHEDULE = (select(Schedule, Professional).join(Professional, Professional.id == Schedule.professional_id)
+                  .where(Schedule.id == bindparam("schedule_id"), Schedule.active.is_(True))
+                  .options(selectinload(Schedule.openings), selectinload(Schedule.exceptions)))
+
+
 def resolve_slot(session: Session, settings: AgendaSettings, raw_slot_id: str, *, now: dt.datetime,
                  ) -> tuple[Schedule, Professional, availability.SlotTime]:
     """The slot a patient (or professional) names must really be offered by an active schedule now."""
     schedule_id, start = availability.parse_slot_id(raw_slot_id)
-    row = session.execute(
-        select(Schedule, Professional).join(Professional, Professional.id == Schedule.professional_id)
-        .where(Schedule.id == schedule_id, Schedule.active.is_(True))
-        .options(selectinload(Schedule.openings), selectinload(Schedule.exceptions))).one_or_none()
+    row = session.execute(_SLOT_SCHEDULE, {"schedule_id": schedule_id}).one_or_none()
     if row is None:
         raise NotFound("agenda_slot_not_found")
     schedule, pro = row
@@ -325,17 +333,38 @@ def resolve_slot(session: Session, settings: AgendaSettings, raw_slot_id: str, *
 
 # --- booking ---------------------------------------------------------------------------------------------
 
+def _hold_statement(dialect: str) -> Any:
+    """INSERT the hold unless a hold of the professional overlaps it, and do nothing on a conflict of the
+    unique (professional, start): one statement, built once per dialect, answering the hold's id or nothing."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    hold = SlotHold.__table__
+    starts, ends = bindparam("starts_at", type_=hold.c.starts_at.type), bindparam("ends_at", type_=hold.c.ends_at.type)
+    pro, appointment = bindparam("professional_id", type_=Integer()), bindparam("appointment_id", type_=Integer())
+    overlapping = select(hold.c.id).where(hold.c.professional_id == pro, hold.c.starts_at < ends,
+                                          hold.c.ends_at > starts)
+    row = select(pro, starts, ends, appointment).where(~exists(overlapping))
+    return (insert(hold).from_select(["professional_id", "starts_at", "ends_at", "appointment_id"], row)
+            .on_conflict_do_nothing().returning(hold.c.id))
+
+
+_HOLD: dict[str, Any] = {}
+
+
 def _hold(session: Session, pro_id: int, appointment: Appointment) -> None:
-    """Take the slot. The unique constraint decides between concurrent bookings: exactly one wins."""
-    busy = _busy_periods(session, [pro_id], appointment.starts_at, appointment.ends_at).get(pro_id, [])
-    if busy:
+    """Take the slot, in one statement: no hold of this professional may overlap it (another schedule's
+    slot), and the unique constraint decides between concurrent bookings of one start: the second waits on
+    the first's row, inserts nothing and gets a 409."""
+    dialect = session.get_bind().dialect.name
+    statement = _HOLD.get(dialect)
+    if statement is None:
+        statement = _HOLD[dialect] = _hold_statement(dialect)
+    taken = session.execute(statement, {"professional_id": pro_id, "starts_at": appointment.starts_at,
+                                        "ends_at": appointment.ends_at, "appointment_id": appointment.id}).first()
+    if taken is None:
         raise DomainError("agenda_slot_taken", 409)
-    try:
-        with session.begin_nested():
-            session.add(SlotHold(professional_id=pro_id, starts_at=appointment.starts_at,
-                                 ends_at=appointment.ends_at, appointment_id=appointment.id))
-    except IntegrityError:
-        raise DomainError("agenda_slot_taken", 409) from None
 
 
 def _release(session: Session, appointment: Appointment) -> None:
@@ -375,8 +404,12 @@ def book_by_professional(session: Session, settings: AgendaSettings, pro: Profes
                          ends_at: dt.datetime | None = None, visit_type: str | None = None,
                          now: dt.datetime | None = None) -> Appointment:
     """An appointment made by the practice (phone, desk): it appears in the patient's agenda, and the
-    patient is notified."""
+    patient is notified. The policy decides (APPOINTMENT_CREATE): no consent needed (it feeds the agenda,
+    and reveals nothing of the patient), refused to a professional the patient blocked; an opposed or
+    closed account answers as an unknown patient."""
     now = now or utcnow()
+    authorize_write(session, Actor.of_professional(pro), patient.id, Action.APPOINTMENT_CREATE,
+                    concealed=NotFound("agenda_patient_not_found"), now=now)
     appointment = Appointment(patient_id=patient.id, kind="professional", status="booked", created_by="professional",
                               created_at=now, updated_at=now)
     if raw_slot_id:
@@ -426,6 +459,18 @@ def professional_appointment(session: Session, pro: Professional, appointment_id
     if appointment is None:
         raise NotFound("agenda_appointment_not_found")
     return appointment
+
+
+def cancel_by_professional(session: Session, settings: AgendaSettings, pro: Professional, appointment_id: int,
+                           *, now: dt.datetime | None = None) -> Appointment:
+    """The practice cancels one of its appointments (APPOINTMENT_CANCEL: not when the patient blocked it,
+    nor on a closed record, which answers "not found")."""
+    now = now or utcnow()
+    appointment = professional_appointment(session, pro, appointment_id)
+    authorize_write(session, Actor.of_professional(pro), appointment.patient_id, Action.APPOINTMENT_CANCEL,
+                    target=appointment.professional_id, details={"appointment_id": appointment.id},
+                    concealed=NotFound("agenda_appointment_not_found"), now=now)
+    return cancel(session, settings, appointment, by="professional", actor_id=pro.rpps, now=now)
 
 
 def cancel_deadline(settings: AgendaSettings, appointment: Appointment) -> dt.datetime | None:
@@ -602,7 +647,7 @@ def unpack_position(value: int | None) -> tuple[dt.datetime, int] | None:
     try:
         return dt.datetime.fromtimestamp(value >> 32, UTC), value & 0xFFFFFFFF
     except (OverflowError, OSError, ValueError):
-        raise DomainError("invalid_request", errors=[{"field": "cursor", "message": "curseur invalide"}]) from None
+        raise cursors.refused() from None
 
 
 def appointment_title(appointment: Appointment, lang: str | None = None) -> str:
@@ -619,15 +664,20 @@ def schedule_reminders(session: Session, settings: AgendaSettings, appointment: 
                        now: dt.datetime) -> list[Reminder]:
     """One pending row per offset, due at start − offset (elapsed time, so right across DST)."""
     out = []
-    for offset in settings.reminder_offsets:
-        due = appointment.starts_at - offset
-        if due > now:
-            reminder = Reminder(appointment_id=appointment.id, patient_id=appointment.patient_id,
-                                offset_minutes=int(offset.total_seconds() // 60), due_at=due)
-            session.add(reminder)
-            out.append(reminder)
+    for offset, due in reminder_times(settings, appointment, now):
+        reminder = Reminder(appointment_id=appointment.id, patient_id=appointment.patient_id,
+                            offset_minutes=int(offset.total_seconds() // 60), due_at=due)
+        session.add(reminder)
+        out.append(reminder)
     session.flush()
     return out
+
+
+def reminder_times(settings: AgendaSettings, appointment: Appointment, now: dt.datetime,
+                   ) -> list[tuple[dt.timedelta, dt.datetime]]:
+    """(offset, due time) of the reminders an appointment gets when scheduled now: those still ahead."""
+    return [(offset, appointment.starts_at - offset) for offset in settings.reminder_offsets
+            if appointment.starts_at - offset > now]
 
 
 def drop_pending_reminders(session: Session, appointment: Appointment) -> None:
@@ -711,26 +761,44 @@ def set_feed_details(session: Session, patient: Patient, show_details: bool, *,
     return feed
 
 
-def revoke_feed(session: Session, patient: Patient, *, now: dt.datetime | None = None, record: bool = True) -> bool:
-    now = now or utcnow()
-    feed = active_feed(session, patient.id)
+def revoke_feed(session: Session, patient: Patient, *, now: dt.datetime | None = None, record: bool = True,
+                reason: str | None = None) -> bool:
+    return _revoke_feed(session, patient.id, now=now or utcnow(), record=record, reason=reason)
+
+
+def _revoke_feed(session: Session, patient_id: int, *, now: dt.datetime, record: bool = True,
+                 reason: str | None = None) -> bool:
+    feed = active_feed(session, patient_id)
     if feed is None:
         return False
     feed.revoked_at = now
     session.flush()
     if record:
-        audit.record(session, actor_type="patient", actor_id=patient.id, action="agenda.feed_revoked",
-                     patient_id=patient.id, details={"feed_id": feed.id}, at=now)
+        details: dict[str, Any] = {"feed_id": feed.id}
+        if reason:
+            details["reason"] = reason
+        audit.record(session, actor_type="patient", actor_id=patient_id, action="agenda.feed_revoked",
+                     patient_id=patient_id, details=details, at=now)
     return True
+
+
+@on_account_event("agenda.calendar_feed", "closed", "opposed", "password_changed")
+def _feed_dies_with_the_account(session: Session, patient_id: int, event: str, now: dt.datetime) -> None:
+    """The link is a credential of its own (whoever holds it reads the agenda): it ends with the account,
+    and with a password change (the patient suspects someone else got in, and may have made a link)."""
+    _revoke_feed(session, patient_id, now=now, reason=event)
 
 
 def fetch_feed(session: Session, token: str, *, now: dt.datetime | None = None, horizon_days: int = 400,
                past_days: int = 90, limit: int = 2000) -> tuple[CalendarFeed, list[Appointment]]:
     """What a subscribed calendar reads. Every fetch is in the patient's access history."""
     now = now or utcnow()
-    feed = session.scalar(select(CalendarFeed).where(CalendarFeed.token_hash == token_digest(token or "")))
-    if feed is None or feed.revoked_at is not None:
+    found = session.execute(select(CalendarFeed, Patient.state).join(Patient, Patient.id == CalendarFeed.patient_id)
+                            .where(CalendarFeed.token_hash == token_digest(token or ""))).one_or_none()
+    # an account that is not active serves nothing, whatever became of its link
+    if found is None or found[0].revoked_at is not None or found[1] != AccountState.ACTIVE:
         raise NotFound("agenda_feed_not_found")
+    feed = found[0]
     session.execute(update(CalendarFeed).where(CalendarFeed.id == feed.id)
                     .values(last_fetched_at=now, fetch_count=CalendarFeed.fetch_count + 1))
     appointments = list_appointments(session, feed.patient_id, start=now - dt.timedelta(days=past_days),

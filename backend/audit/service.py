@@ -67,6 +67,17 @@ _ENTRY_COLUMNS = tuple(c.key for c in AuditEntry.__table__.columns)
 _PENDING = "carnet.audit.pending"  # session.info key: [(transaction recorded in, entry)], in record() order
 
 
+# session.info key: (actor_type, actor id, holder's patient id) when a request acts in someone else's record
+# (``act_as``): an entry written for the holder's own hand (actor "patient", the holder's id) names the person
+# who acted, so every service that traces "the patient did" traces the representative or the carer instead.
+ACTING_KEY = "carnet.audit.acting"
+
+
+def act_as(session: Session, actor_type: str, actor_id: int, holder_id: int) -> None:
+    """From now on in this session, what the holder's hand does is this person's (see ``ACTING_KEY``)."""
+    session.info[ACTING_KEY] = (actor_type, str(actor_id), holder_id)
+
+
 def record(
     session: Session,
     *,
@@ -81,6 +92,10 @@ def record(
     """Append one entry to the caller's transaction: it is chained (``seq``, ``prev_hash``, ``hash``) and
     inserted when that transaction commits, or earlier on :func:`chain` or a query of the audit trail."""
     at = at or utcnow()
+    acting = session.info.get(ACTING_KEY)
+    if acting is not None and actor_type == "patient" and actor_id is not None and str(actor_id) == str(acting[2]):
+        # the holder's hand in this session is someone else's: a representative or a carer, traced as themselves
+        actor_type, actor_id = acting[0], acting[1]
     text = canonical(details)
     entry = AuditEntry(at=at, actor_type=actor_type, actor_id=None if actor_id is None else str(actor_id),
                        action=action, patient_id=patient_id, purpose=purpose, details=text,

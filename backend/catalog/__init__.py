@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from flask import Flask
 
+from backend.config import add_defaults
+
 DEFAULTS = {
     "SERVICE_CONSENT_DAYS": 365,          # a consent lapses unless renewed
     "SERVICE_RENEWAL_NOTICE_DAYS": 30,    # renewal reminder this long before
@@ -27,8 +29,7 @@ def init_app(app: Flask) -> None:
     from backend.catalog.service_api import bp as service_bp
     from backend.config import ConfigError
 
-    for key, value in DEFAULTS.items():
-        app.config.setdefault(key, value)
+    add_defaults(app.config, DEFAULTS)
     try:
         settings = CatalogSettings.from_config(app.config)
     except (TypeError, ValueError) as exc:

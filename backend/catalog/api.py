@@ -18,11 +18,12 @@ from backend.catalog import oauth
 from backend.catalog import schemas as s
 from backend.catalog import service as catalog
 from backend.catalog.messages import permission_label
-from backend.catalog.models import CatalogConnection, CatalogService, ReportReason, ServiceStatus
+from backend.catalog.models import CatalogConnection, ReportReason, ServiceStatus
 from backend.catalog.vocabulary import NATIONAL, PERMISSIONS, REGIONS, THEMES
 from backend.db import get_session, utcnow
 from backend.errors import DomainError
 from backend.i18n import message
+from backend.records.policy import Action
 
 blp = Blueprint("catalog", __name__, url_prefix="/api/v1/catalog",
                 description="Catalogue of referenced services and consented data sharing")
@@ -113,6 +114,7 @@ def service_detail(service_id: int) -> dict[str, Any]:
 @blp.response(200, s.ServiceDetailOut)
 @blp.doc(**SECURED)
 @web.patient_required
+@web.writes(Action.CATALOGUE_CONNECTIONS)
 def connect(body: dict[str, Any], service_id: int) -> dict[str, Any]:
     """Connect (or change the permissions of) a service: exactly the permissions the patient ticked."""
     session = get_session()
@@ -127,6 +129,7 @@ def connect(body: dict[str, Any], service_id: int) -> dict[str, Any]:
 @blp.response(201, s.ReportOut)
 @blp.doc(**SECURED)
 @web.patient_required
+@web.writes(Action.CATALOGUE_CONNECTIONS)
 def report(body: dict[str, Any], service_id: int) -> dict[str, Any]:
     """Report a service to the catalogue's operators (a reason, an optional comment)."""
     session = get_session()
@@ -161,6 +164,7 @@ def connections(args: dict[str, Any]) -> dict[str, Any]:
 @blp.response(204)
 @blp.doc(**SECURED)
 @web.patient_required
+@web.writes(Action.CATALOGUE_CONNECTIONS)
 def revoke(service_id: int) -> None:
     """Disconnect a service: it loses access on its next request."""
     session = get_session()
@@ -172,6 +176,7 @@ def revoke(service_id: int) -> None:
 @blp.response(200, s.ServiceDetailOut)
 @blp.doc(**SECURED)
 @web.patient_required
+@web.writes(Action.CATALOGUE_CONNECTIONS)
 def renew(service_id: int) -> dict[str, Any]:
     """Renew the consent for another period (CARNET_SERVICE_CONSENT_DAYS), same permissions."""
     session = get_session()
@@ -237,6 +242,7 @@ class Authorize(MethodView):
     @blp.response(200, s.AuthorizeOut)
     @blp.doc(**SECURED)
     @web.patient_required
+    @web.writes(Action.CATALOGUE_CONNECTIONS)
     def post(self, args: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         """The patient's decision: the ticked permissions become the consent and the code's scope; the app
         opens ``redirect_to`` (the service's redirect URI with ``code`` and ``state``)."""

@@ -90,7 +90,6 @@ register_messages({
     "catalog_cannot_renew": {"fr": "L'autorisation de ce service ne peut pas être renouvelée : il n'est plus "
                                    "disponible dans le catalogue.",
                              "en": "This service's permission cannot be renewed: it is no longer available."},
-    "catalog_invalid_cursor": {"fr": "Curseur de pagination invalide.", "en": "Invalid pagination cursor."},
     "catalog_unknown_theme": {"fr": "Thème inconnu : {value}.", "en": "Unknown theme: {value}."},
     "catalog_unknown_region": {"fr": "Région inconnue : {value}.", "en": "Unknown region: {value}."},
     "catalog_oauth_error": {"fr": "Demande d'autorisation invalide : {description}",

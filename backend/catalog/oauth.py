@@ -8,9 +8,12 @@ protector of the service API.
   the app validates the request, shows the consent sheet, and posts the ticked permissions; the
   consent is recorded (``service.connect``) and the code's scope is what was ticked.
 - Codes, access and refresh tokens are stored as SHA-256 digests. A code is claimed atomically when
-  presented (a second exchange, even concurrent, fails) and a replayed code revokes the tokens it gave.
+  presented (a second exchange, even concurrent, fails). Every token descends from one code (a refreshed
+  token keeps its code's id): a replayed code revokes the whole line, refreshed tokens included (RFC 6749
+  §4.1.2, §10.5), and so does a refresh token presented again after its rotation (RFC 9700 §4.14.2), which
+  is also claimed atomically.
 - On every call of the service API, the token is checked against the consent as it is *now*: revoked,
-  lapsed, service suspended or de-referenced → ``invalid_token``. The effective permissions are the
+  lapsed, service suspended or de-referenced, account no longer active → ``invalid_token``. The effective permissions are the
   token's scopes that the consent still grants.
 """
 from __future__ import annotations
@@ -30,6 +33,7 @@ from flask import Blueprint, Flask, Response, current_app
 from sqlalchemy import select, update
 
 from backend import web
+from backend.accounts.models import AccountState, Patient
 from backend.audit import service as audit
 from backend.catalog import service as catalog
 from backend.catalog.models import AccessToken, AuthorizationCode, CatalogConnection, CatalogService, ServicePermission
@@ -150,6 +154,7 @@ class TokenView:
     connection: CatalogConnection | None = None
     service: CatalogService | None = None
     now: dt.datetime | None = None
+    account_state: AccountState | None = None
 
     def check_client(self, client: Client) -> bool:
         return self.row.service_id == client.service.id
@@ -216,9 +221,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if row is None:
             return None
         if row.used_at is not None:
-            # RFC 6749 §4.1.2: a code used twice revokes what it gave
-            session.execute(update(AccessToken).where(AccessToken.authorization_code_id == row.id,
-                                                      AccessToken.revoked_at.is_(None)).values(revoked_at=now))
+            # RFC 6749 §4.1.2: a code used twice revokes what it gave, and what was refreshed from it since
+            revoke_line(row.id, now)
             return None
         if row.expires_at <= now:
             return None
@@ -244,22 +248,43 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: each refresh token is used once
 
     def authenticate_refresh_token(self, refresh_token: str) -> TokenView | None:
-        row = get_session().scalar(select(AccessToken).where(AccessToken.refresh_token_hash == digest(refresh_token)))
+        session = get_session()
+        row = session.scalar(select(AccessToken).where(AccessToken.refresh_token_hash == digest(refresh_token)))
         now = utcnow()
-        if row is None or row.revoked_at is not None or row.refresh_expires_at is None \
-                or row.refresh_expires_at <= now:
+        client: Client | None = getattr(self.request, "client", None)
+        if row is None or client is None or row.service_id != client.service.id:
+            return None
+        if row.revoked_at is not None:
+            # rotated (or revoked) and presented again: it was copied; the whole line of tokens is revoked
+            if row.authorization_code_id is not None:
+                revoke_line(row.authorization_code_id, now)
+            return None
+        if row.refresh_expires_at is None or row.refresh_expires_at <= now:
             return None
         return TokenView(row, now=now)
 
     def authenticate_user(self, refresh_token: TokenView) -> Grantee | None:
         row = refresh_token.row
-        if _active_connection(row.connection_id, utcnow()) is None:
+        now = utcnow()
+        if _active_connection(row.connection_id, now) is None:
+            return None
+        # claim it (the request is valid by now): of two concurrent refreshes with it, one UPDATE wins
+        claimed = get_session().execute(
+            update(AccessToken).where(AccessToken.id == row.id, AccessToken.revoked_at.is_(None))
+            .values(revoked_at=now).execution_options(synchronize_session=False)).rowcount
+        if claimed != 1:
             return None
         return Grantee(row.patient_id, row.connection_id, row.scope)
 
     def revoke_old_credential(self, refresh_token: TokenView) -> None:
-        refresh_token.row.revoked_at = utcnow()
-        get_session().flush()
+        """Already revoked when it was claimed (``authenticate_user``)."""
+
+
+def revoke_line(authorization_code_id: int, now: dt.datetime) -> None:
+    """Revoke every token issued from one authorization code, through all its refreshes."""
+    get_session().execute(update(AccessToken).where(AccessToken.authorization_code_id == authorization_code_id,
+                                                    AccessToken.revoked_at.is_(None)).values(revoked_at=now)
+                          .execution_options(synchronize_session=False))
 
 
 def save_token(token: dict[str, Any], request: Any) -> None:
@@ -267,11 +292,18 @@ def save_token(token: dict[str, Any], request: Any) -> None:
     client: Client = request.client
     now = utcnow()
     code = getattr(request, "authorization_code", None)
+    previous = getattr(request, "refresh_token", None)
+    if isinstance(code, CodeView):
+        line: int | None = code.row.id
+    elif isinstance(previous, TokenView):
+        line = previous.row.authorization_code_id  # a refreshed token stays in its code's line
+    else:
+        line = None
     refresh = token.get("refresh_token")
     row = AccessToken(
         token_hash=digest(token["access_token"]), refresh_token_hash=digest(refresh) if refresh else None,
         service_id=client.service.id, patient_id=grantee.patient_id, connection_id=grantee.connection_id,
-        authorization_code_id=code.row.id if isinstance(code, CodeView) else None,
+        authorization_code_id=line,
         scope=token.get("scope") or grantee.scope, issued_at=now,
         expires_at=now + dt.timedelta(seconds=int(token["expires_in"])),
         refresh_expires_at=now + dt.timedelta(days=settings().refresh_token_days) if refresh else None)
@@ -288,13 +320,14 @@ def save_token(token: dict[str, Any], request: Any) -> None:
 class ServiceTokenValidator(BearerTokenValidator):
     def authenticate_token(self, token_string: str) -> TokenView | None:
         found = get_session().execute(
-            select(AccessToken, CatalogConnection, CatalogService)
+            select(AccessToken, CatalogConnection, CatalogService, Patient.state)
             .join(CatalogConnection, CatalogConnection.id == AccessToken.connection_id)
             .join(CatalogService, CatalogService.id == AccessToken.service_id)
+            .join(Patient, Patient.id == AccessToken.patient_id)
             .where(AccessToken.token_hash == digest(token_string))).one_or_none()
         if found is None:
             return None
-        return TokenView(found[0], found[1], found[2], utcnow())
+        return TokenView(found[0], found[1], found[2], utcnow(), found[3])
 
     def validate_token(self, token: TokenView | None, scopes: Any, request: Any) -> None:
         super().validate_token(token, scopes, request)
@@ -303,6 +336,8 @@ class ServiceTokenValidator(BearerTokenValidator):
         if catalog.connection_state(token.connection, token.now or utcnow()) != "active":
             raise InvalidTokenError(realm=self.realm, extra_attributes=self.extra_attributes)
         if token.service.status not in catalog.REACHABLE:
+            raise InvalidTokenError(realm=self.realm, extra_attributes=self.extra_attributes)
+        if token.account_state != AccountState.ACTIVE:  # closed since: nothing is served, whatever the token
             raise InvalidTokenError(realm=self.realm, extra_attributes=self.extra_attributes)
 
 

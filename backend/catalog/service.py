@@ -6,8 +6,6 @@ operator makes is written to the audit trail in the same transaction (the patien
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import json
 import re
@@ -21,6 +19,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from backend import cursors
+from backend.accounts.hooks import on_account_event
 from backend.audit import service as audit
 from backend.catalog import messages  # noqa: F401  (registers the texts)
 from backend.catalog import search
@@ -28,14 +28,13 @@ from backend.catalog.models import (
     AccessToken, CatalogConnection, CatalogReport, CatalogService, ReportReason, ServicePermission, ServiceRegion,
     ServiceStatus, ServiceTheme)
 from backend.catalog.vocabulary import NATIONAL, PERMISSIONS, REGIONS, THEMES, expand_ligatures, fold
-from backend.db import utcnow
+from backend.db import ROW_ID_MAX, utcnow
 from backend.errors import DomainError, NotFound
 from backend.i18n import message
 from backend.notifications.service import notify
 from backend.security import hash_password
 
 LISTED = (ServiceStatus.ONLINE, ServiceStatus.OFFLINE)       # shown in the catalogue
-MAX_ID = 2**31 - 1   # identifiers are INTEGER: anything larger names nothing (and must not reach the database)
 REACHABLE = (ServiceStatus.ONLINE, ServiceStatus.OFFLINE)    # may use their access (tokens)
 
 
@@ -230,6 +229,13 @@ def parse_service(raw: Any, where: str, problems: list[str]) -> ServiceSpec | No
             problems.append(f"{where}: 'permissions' must be a non-empty list")
             perms = []
         for index, item in enumerate(perms):
+            if isinstance(item, dict) and set(item) - {"scope", "purpose"}:
+                # YAML's flow mapping {scope: …, purpose: a, b} ends the text at the first comma and makes "b" a
+                # key: the patient would read half a sentence. Refused, with the way out.
+                extra = ", ".join(repr(str(k)) for k in item if k not in ("scope", "purpose"))
+                problems.append(f"{where}: permissions[{index}]: unexpected {extra} (a comma in an unquoted "
+                                "'purpose' cuts it: put the text in quotes)")
+                continue
             scope, purpose = (item, None) if isinstance(item, str) else (
                 (item.get("scope"), item.get("purpose")) if isinstance(item, dict) else (None, None))
             if not isinstance(scope, str) or scope not in PERMISSIONS:
@@ -479,21 +485,17 @@ class Cursor:
 
 
 def encode_cursor(cursor: Cursor) -> str:
-    raw = json.dumps([1, cursor.sort_key, cursor.id], separators=(",", ":"), ensure_ascii=False)
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return cursors.encode(cursor.sort_key, cursor.id)
+
+
+def _cursor(key: Any, ident: Any) -> Cursor:
+    if not isinstance(key, str):
+        raise TypeError("sort key")
+    return Cursor(key, cursors.integer(ident))
 
 
 def decode_cursor(raw: str | None) -> Cursor | None:
-    if not raw:
-        return None
-    try:
-        version, key, ident = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
-        if version != 1 or not isinstance(key, str) or not isinstance(ident, int):
-            raise ValueError("cursor")
-        return Cursor(key, ident)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise DomainError("invalid_request", errors=[{"field": "cursor", "message_code": "catalog_invalid_cursor"}]
-                          ) from None
+    return cursors.decode(raw, _cursor)
 
 
 @dataclass
@@ -555,7 +557,7 @@ class Detail:
 
 
 def _known_id(service_id: int) -> int:
-    if not 0 < service_id <= MAX_ID:
+    if not 0 < service_id <= ROW_ID_MAX:
         raise NotFound("catalog_service_not_found")
     return service_id
 
@@ -651,7 +653,7 @@ def connect(session: Session, settings: CatalogSettings, patient_id: int, servic
 
 
 def _own_connection(session: Session, patient_id: int, service_id: int) -> CatalogConnection:
-    if not 0 < service_id <= MAX_ID:
+    if not 0 < service_id <= ROW_ID_MAX:
         raise NotFound("catalog_not_connected")
     connection = session.scalar(select(CatalogConnection).where(CatalogConnection.patient_id == patient_id,
                                                                 CatalogConnection.service_id == service_id))
@@ -671,6 +673,25 @@ def revoke(session: Session, patient_id: int, service_id: int, *, now: dt.dateti
     audit.record(session, actor_type="patient", actor_id=str(patient_id), action="catalog.revoked",
                  patient_id=patient_id, details={"service_id": service_id}, at=now)
     session.flush()
+
+
+@on_account_event("catalog.connections", "closed", "opposed")
+def _connections_die_with_the_account(session: Session, patient_id: int, event: str, now: dt.datetime) -> None:
+    """Closing (or opposing) ends every consent to a service and every token issued under it; a reactivated
+    account connects its services again, consenting anew. Codes not yet exchanged die with their consent
+    (the exchange checks it)."""
+    rows = session.execute(select(CatalogConnection.id, CatalogConnection.service_id).where(
+        CatalogConnection.patient_id == patient_id, CatalogConnection.revoked_at.is_(None))).all()
+    if rows:
+        session.execute(update(CatalogConnection).where(CatalogConnection.id.in_([r.id for r in rows]))
+                        .values(revoked_at=now, revoked_by="account")
+                        .execution_options(synchronize_session=False))
+    session.execute(update(AccessToken).where(AccessToken.patient_id == patient_id, AccessToken.revoked_at.is_(None))
+                    .values(revoked_at=now).execution_options(synchronize_session=False))
+    for row in rows:
+        audit.record(session, actor_type="patient", actor_id=str(patient_id), action="catalog.revoked",
+                     patient_id=patient_id, details={"service_id": row.service_id, "reason": f"account_{event}"},
+                     at=now)
 
 
 def renew(session: Session, settings: CatalogSettings, patient_id: int, service_id: int, *,

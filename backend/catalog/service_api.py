@@ -18,97 +18,47 @@ suspended or de-referenced service → 401 ``invalid_token``), then the access g
 ``records.access.authorize`` with ``Actor(kind="service", granted_categories=...)`` for exactly what is
 read or written, which writes it to the patient's access history. Missing permission → 403
 ``insufficient_scope``. A document outside the granted categories is a 404, traced as a refusal.
-Errors are OperationOutcome.
+Errors, negotiation and the CapabilityStatement (``GET metadata``) come from the FHIR layer
+(``backend.fhir.layer``).
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
-from flask import Blueprint, Response, current_app, g, request
+from flask import Response, current_app, g, request
 from sqlalchemy import and_, or_, select
-from werkzeug.exceptions import HTTPException
 
-from backend import web
+from backend import cursors, web
 from backend.accounts.models import Patient
-from backend.audit import service as audit
 from backend.catalog import oauth
 from backend.catalog.models import CatalogService
 from backend.catalog.vocabulary import PERMISSIONS, Permission
 from backend.db import get_session
 from backend.errors import DomainError
-from backend.fhir import profile_resources
-from backend.fhir import resources as fhir
+import backend.fhir.layer as layer
+import backend.fhir.profile_resources as profile_resources
+import backend.fhir.resources as fhir
 from backend.i18n import message
 from backend.records import documents
 from backend.records import profile
 from backend.records import profile_kinds as pk
 from backend.records import vault
-from backend.records.access import AccessRefused, authorize
+from backend.records.access import authorize, authorize_document, authorize_write
 from backend.records.models import Document
-from backend.records.policy import Actor, decide
+from backend.records.policy import Action, Actor
 from backend.records.profile_models import ProfileMeasure
 
-log = logging.getLogger(__name__)
-
-bp = Blueprint("catalog_service_api", __name__, url_prefix="/api/service/v1/fhir")
-FHIR_CONTENT_TYPE = f"{fhir.FHIR_MIME}; charset=utf-8"
+PREFIX = "/api/service/v1/fhir"
 PAGE_DEFAULT, PAGE_MAX = 20, 100
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-# --- responses and errors --------------------------------------------------------------------------------
-
-def fhir_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    response = Response(json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str), status=status,
-                        content_type=FHIR_CONTENT_TYPE)
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
-
-
-def outcome(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> Response:
-    return fhir_response(fhir.operation_outcome(status, code, detail), status, headers)
-
-
-@bp.errorhandler(DomainError)
-def _domain_error(error: DomainError) -> Response:
-    session = get_session()
-    if error.persist:
-        session.commit()  # a refusal's trace stays in the access history
-    else:
-        session.rollback()
-    detail = error.detail()
-    if error.errors:
-        detail += " " + "; ".join(str(e.get("message") or e.get("message_code") or "") for e in error.errors)
-    return outcome(error.status, error.code, detail.strip(), error.headers)
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> Response:
-    get_session().rollback()
-    status = error.code or 500
-    code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-            415: "unsupported_media_type"}.get(status, "bad_request")
-    return outcome(status, code, message(code))
-
-
-@bp.errorhandler(Exception)
-def _unexpected(error: Exception) -> Response:
-    log.error("unhandled %s on %s %s", type(error).__name__, request.method, request.path,
-              exc_info=current_app.config.get("LOG_TRACEBACKS", True))
-    get_session().rollback()
-    return outcome(500, "internal_error", message("internal_error"))
-
-
-def base_url() -> str:
-    return request.url_root.rstrip("/") + bp.url_prefix + "/"  # type: ignore[operator]
+fhir_response = layer.fhir_response
+base_url = layer.base_url
 
 
 # --- the token --------------------------------------------------------------------------------------------
@@ -126,11 +76,42 @@ def service_token_required(fn: F) -> F:
             headers = dict(error.get_headers())
             headers.setdefault("WWW-Authenticate", 'Bearer realm="carnet-services"')
             headers.pop("Content-Type", None)
-            return outcome(status, "catalog_invalid_token", message("catalog_invalid_token"), headers)
+            return fhir_response(layer.operation_outcome(status, "catalog_invalid_token",
+                                                         message("catalog_invalid_token")), status, headers)
         return fn(*args, **kwargs)
 
     wrapper._carnet_auth = "service"  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
+
+
+bp = layer.FhirBlueprint("catalog_service_api", __name__, url_prefix=PREFIX, authenticate=service_token_required)
+SEARCH_COUNT = (layer.SearchParam("_count", "number", f"Page size, 1 to {PAGE_MAX} (default {PAGE_DEFAULT}); the "
+                                                      "'next' link carries _cursor."),)
+bp.resource("DocumentReference", documentation="The documents of the categories the patient granted "
+                                               "(documents.<CAT>.read), newest first.")
+bp.resource("Binary", documentation="A granted document's bytes (a FHIR Binary with Accept: application/fhir+json).")
+bp.resource("Observation", documentation="Measures of the granted types (measures.<type>.read); POST adds one "
+                                         "(measures.<type>.write), the same identifier twice stored once.")
+bp.resource("AllergyIntolerance", documentation="profile.allergy.read.")
+bp.resource("MedicationStatement", documentation="profile.treatment.read.")
+bp.resource("Immunization", documentation="profile.vaccination.read.")
+
+
+@bp.capabilities
+def metadata() -> Response:
+    """This base's CapabilityStatement (public): what a connected service may call."""
+    from backend.db import utcnow
+    from backend.fhir.capability import statement
+
+    return fhir_response(statement(
+        current_app, PREFIX, base_url(), utcnow().date().isoformat(), name="CarnetConnectedServicesApi",
+        title="Carnet — API des services connectés (FHIR R4)",
+        documentation="The record of the patient bound to the OAuth access token, within the permissions the "
+                      "patient granted; every access is in the patient's access history.",
+        security={"service": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "OAuth"}]}],
+            "description": "Authorization: Bearer <OAuth 2 access token of a connected service> (/oauth/token); "
+                           "a missing permission is 403 insufficient_scope."}))
 
 
 def _token() -> oauth.TokenView:
@@ -162,14 +143,14 @@ def _subject() -> dict[str, str]:
 
 
 def _count() -> int:
-    raw = request.args.get("_count", str(PAGE_DEFAULT))
+    raw = layer.params().get("_count", str(PAGE_DEFAULT))
     if not raw.isdigit() or not 1 <= int(raw) <= PAGE_MAX:
         raise DomainError("invalid_request", 400, errors=[{"field": "_count", "message": f"1–{PAGE_MAX}"}])
     return int(raw)
 
 
 def _cursor() -> int | None:
-    raw = request.args.get("_cursor")
+    raw = layer.params().get("_cursor")
     if raw is None:
         return None
     value = web.decode_cursor(raw)
@@ -177,7 +158,7 @@ def _cursor() -> int | None:
 
 
 def _links(resource: str, next_id: int | None) -> tuple[str, str | None]:
-    params = [(k, v) for k, v in request.args.items(multi=True) if k != "_cursor"]
+    params = [(k, v) for k, v in layer.params().items(multi=True) if k != "_cursor"]
     self_link = f"{base_url()}{resource}" + (f"?{urlencode(params)}" if params else "")
     next_link = None
     if next_id is not None:
@@ -194,12 +175,13 @@ def _document_reference(doc: Document, holder: Patient) -> dict[str, Any]:
     return resource
 
 
-@bp.get("/DocumentReference")
-@service_token_required
+@bp.interaction("search-type", "/DocumentReference", search=(
+    layer.SearchParam("category", "token", "One of the patient's categories granted to you (BIOLOGIE…)."),
+    *SEARCH_COUNT))
 def search_documents() -> Response:
     """The documents of the granted categories, newest first, paged."""
     categories = {p.item for p in _permitted("documents", "read")}
-    wanted = request.args.get("category")
+    wanted = layer.params().get("category")
     if wanted is not None:
         if wanted not in categories:
             _permitted("documents", "read", wanted)
@@ -221,31 +203,16 @@ def search_documents() -> Response:
 
 
 def _read_document(raw_id: int, interaction: str) -> Document:
-    """Decide, then trace: a document of the patient outside the granted categories is a 404, traced as
-    a refusal; another patient's document (or none) is a 404 that says nothing."""
-    session = get_session()
-    categories = {p.item for p in _permitted("documents", "read")}
-    doc = session.get(Document, raw_id) if 0 < raw_id <= 2**31 - 1 else None
-    if doc is None or doc.patient_id != _patient_id():
-        raise DomainError("not_found", 404)
-    actor = _actor(categories)
-    details = {"service_id": actor.id, "document_id": doc.id, "interaction": interaction}
-    decision = decide(session, actor, doc.patient_id)
-    if decision.allowed and decision.scope is not None and not decision.scope.permits(doc):
-        audit.record(session, actor_type="service", actor_id=str(actor.id), action="document.read.refused",
-                     patient_id=doc.patient_id, purpose=decision.purpose.value,
-                     details={"decision": "out_of_scope", **details})
-        raise DomainError("not_found", 404, persist=True)
-    try:
-        authorize(session, actor, doc.patient_id, "document.read" if interaction == "read" else "document.download",
-                  details={**details, "category": doc.category})
-    except AccessRefused:
-        raise DomainError("not_found", 404, persist=True) from None
-    return doc
+    """The patient's document under the service's decision: one outside the granted categories is a 404,
+    traced as a refusal; another patient's document (or none) is a 404 that says nothing."""
+    actor = _actor({p.item for p in _permitted("documents", "read")})
+    return authorize_document(get_session(), actor, raw_id, "document.read" if interaction == "read" else
+                              "document.download", patient_id=_patient_id(),
+                              details={"service_id": actor.id, "interaction": interaction},
+                              missing=DomainError("not_found", 404), conceal_refusal=True)
 
 
-@bp.get("/DocumentReference/<int:doc_id>")
-@service_token_required
+@bp.interaction("read", "/DocumentReference/<int:doc_id>")
 def read_document(doc_id: int) -> Response:
     doc = _read_document(doc_id, "read")
     holder = get_session().get(Patient, doc.patient_id)
@@ -253,19 +220,18 @@ def read_document(doc_id: int) -> Response:
     return fhir_response(_document_reference(doc, holder))
 
 
-@bp.get("/Binary/<int:doc_id>")
-@service_token_required
+@bp.interaction("read", "/Binary/<int:doc_id>", raw=True)
 def read_binary(doc_id: int) -> Response:
     doc = _read_document(doc_id, "download")
     session = get_session()
     data = documents.read_content(session, vault(session), doc)
     session.commit()
     accept = request.accept_mimetypes
-    if request.args.get("_format") == "json" or accept.best_match([doc.mime_type, fhir.FHIR_MIME]) == fhir.FHIR_MIME \
+    if layer.wants_json() or accept.best_match([doc.mime_type, fhir.FHIR_MIME]) == fhir.FHIR_MIME \
             and accept.quality(fhir.FHIR_MIME) > 0 and doc.mime_type != fhir.FHIR_MIME:
         return fhir_response(fhir.binary(doc, data))
     response = Response(data, status=200, content_type=doc.mime_type)
-    response.headers["Content-Disposition"] = "attachment"
+    response.headers["Content-Disposition"] = web.disposition()
     return response
 
 
@@ -288,32 +254,18 @@ def _measure_type(code: str) -> str:
     raise DomainError("catalog_unknown_observation_code", 400, code=code[:40])
 
 
-def _export(m: ProfileMeasure, fields: dict[str, Any]) -> dict[str, Any]:
-    """A measure in the shape ``fhir.profile_resources.measure`` reads (the profile export's)."""
-    spec = pk.MEASURE_TYPES[m.type]
-    unit = spec.unit(fields.get("unit")) or spec.default_unit
-    item: dict[str, Any] = {"id": m.id, "type": m.type, "loinc": spec.loinc, "measured_at": m.measured_at,
-                            "unit": unit.code, "ucum": unit.ucum, "unit_loinc": unit.loinc, "note": fields.get("note"),
-                            "author": {"kind": m.author_kind, "name": m.author_name, "rpps": m.author_rpps}}
-    if spec.components:
-        item["components"] = [{"name": name, "loinc": loinc, "value": fields.get(name)}
-                              for name, loinc, *_ in spec.components]
-    else:
-        item["value"] = fields.get("value")
-    return item
-
-
 def _observation(m: ProfileMeasure, session: Any) -> dict[str, Any]:
     fields = json.loads(vault(session).open_text(m.patient_id, m.data, profile.measure_context(m.id)))
-    return profile_resources.measure(_export(m, fields), _subject())
+    return profile_resources.measure(profile.measure_for_export(m, fields), _subject())
 
 
-@bp.get("/Observation")
-@service_token_required
+@bp.interaction("search-type", "/Observation", search=(
+    layer.SearchParam("code", "token", "A LOINC code (http://loinc.org|29463-7) or a measure type (glucose)."),
+    *SEARCH_COUNT))
 def search_observations() -> Response:
     """Measures of the granted types, newest first, paged."""
     types = {p.item for p in _permitted("measures", "read")}
-    code = request.args.get("code")
+    code = layer.params().get("code")
     if code is not None:
         wanted = _measure_type(code)
         if wanted not in types:
@@ -329,7 +281,7 @@ def search_observations() -> Response:
         anchor = session.scalar(select(ProfileMeasure.measured_at).where(ProfileMeasure.id == after,
                                                                          ProfileMeasure.patient_id == _patient_id()))
         if anchor is None:
-            raise DomainError("invalid_request", 400, errors=[{"field": "_cursor", "message": "curseur invalide"}])
+            raise cursors.refused("_cursor", 400)
         stmt = stmt.where(or_(ProfileMeasure.measured_at < anchor,
                               and_(ProfileMeasure.measured_at == anchor, ProfileMeasure.id < after)))
     rows = list(session.scalars(stmt.order_by(ProfileMeasure.measured_at.desc(), ProfileMeasure.id.desc())
@@ -398,8 +350,7 @@ def measure_from_observation(body: Any) -> tuple[str, dict[str, Any], str | None
     return mtype, item, identifier
 
 
-@bp.post("/Observation")
-@service_token_required
+@bp.interaction("create", "/Observation")
 def create_observation() -> Response:
     """Add a measure to the patient's profile (``measures.<type>.write``). The measure is the patient's
     own (they may correct or delete it), signed with the service's name; the same ``identifier`` twice is
@@ -416,8 +367,8 @@ def create_observation() -> Response:
     token = _token()
     service = session.get(CatalogService, token.row.service_id)
     assert service is not None
-    authorize(session, _actor({pk.MEASURE_CATEGORY}), _patient_id(), "profile.measure_written",
-              details={"service_id": service.id, "type": mtype})
+    authorize_write(session, _actor({pk.MEASURE_CATEGORY}), _patient_id(), Action.PROFILE_ENTRIES,
+                    trace="profile.measure_written", details={"service_id": service.id, "type": mtype})
     key = f"svc:{service.id}:{identifier}"[:128] if identifier else None
     if key:
         item["source_key"] = key
@@ -453,20 +404,17 @@ def _profile_kind(kind: str, build: Callable[[dict[str, Any]], dict[str, Any]]) 
     return fhir_response(fhir.searchset([build(i) for i in items], base_url(), total=len(items)))
 
 
-@bp.get("/AllergyIntolerance")
-@service_token_required
+@bp.interaction("search-type", "/AllergyIntolerance")
 def allergies() -> Response:
     return _profile_kind("allergy", lambda i: profile_resources.allergy(i, _subject()))
 
 
-@bp.get("/MedicationStatement")
-@service_token_required
+@bp.interaction("search-type", "/MedicationStatement")
 def treatments() -> Response:
     today = dt.datetime.now(pk.PARIS).date()
     return _profile_kind("treatment", lambda i: profile_resources.medication(i, _subject(), today))
 
 
-@bp.get("/Immunization")
-@service_token_required
+@bp.interaction("search-type", "/Immunization")
 def vaccinations() -> Response:
     return _profile_kind("vaccination", lambda i: profile_resources.immunization(i, _subject()))

@@ -1,7 +1,11 @@
 """Authentication of the professional API: a bearer credential turned into a Professional by the
 configured authenticator (``app.extensions["carnet.professional_authenticator"]``: the token of
 ``carnet pro create`` today, Pro Santé Connect tomorrow — anything with the
-``ProfessionalAuthenticator`` interface), and the purpose of use a request declares."""
+``ProfessionalAuthenticator`` interface), and the purpose of use a request declares.
+
+The insurer's feed (``backend.insurer``) authenticates on the same API with its own tokens (``am.…``):
+``depositor_required`` (ITI-65 only) lets it in as ``Actor(kind="insurer")``; every other route answers it
+403, since the insurer feeds the record and reads nothing."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -26,12 +30,20 @@ def init_app(app: Flask, authenticator: ProfessionalAuthenticator | None = None)
     app.extensions.setdefault(EXTENSION, authenticator or BearerTokenAuthenticator())
 
 
+def _refuse_insurer(credential: str | None) -> None:
+    from backend.insurer import credentials as insurer
+
+    if insurer.is_insurer_token(credential) and insurer.authenticate(get_session(), credential or "") is not None:
+        raise DomainError("fhir_insurer_no_read", 403)
+
+
 def professional_required(fn: F) -> F:
     """A health professional authenticated by a bearer credential; 401 OperationOutcome otherwise."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         credential = web.bearer()
+        _refuse_insurer(credential)
         authenticator: ProfessionalAuthenticator = current_app.extensions[EXTENSION]
         pro = authenticator.authenticate(get_session(), credential) if credential else None
         if pro is None:
@@ -44,8 +56,39 @@ def professional_required(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def depositor_required(fn: F) -> F:
+    """Who may deposit (ITI-65): a professional, or the insurer's feed with its own token."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from backend.insurer import credentials as insurer
+
+        credential = web.bearer()
+        if insurer.is_insurer_token(credential):
+            found = insurer.authenticate(get_session(), credential or "")
+            if found is None:
+                raise DomainError("fhir_unauthorized", 401,
+                                  headers={"WWW-Authenticate": 'Bearer realm="carnet-fhir"'})
+            g.insurer = found
+            return fn(*args, **kwargs)
+        return professional_required(fn)(*args, **kwargs)
+
+    wrapper._carnet_auth = "professional"  # type: ignore[attr-defined]  (the professional API's policy)
+    return wrapper  # type: ignore[return-value]
+
+
 def current_professional() -> Professional:
     return g.professional
+
+
+def current_insurer() -> Any:
+    """The insurer of a ``depositor_required`` request, or None for a professional."""
+    return g.get("insurer")
+
+
+def current_depositor() -> Any:
+    """Who deposits on a ``depositor_required`` route: the insurer's feed, or the professional."""
+    return current_insurer() or current_professional()
 
 
 def current_actor() -> Actor:

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 from backend import web
 from backend.accounts.models import Patient
 from backend.db import get_db, get_session, utcnow
-from backend.fhir.api import base_url
+from backend.fhir.layer import public_base_url
 from backend.records import export
 from backend.records.access import authorize
 from backend.records.crypto import Vault
-from backend.records.policy import Actor, Scope
+from backend.records.policy import Scope
 
 blp = Blueprint("record_export", __name__, url_prefix="/api/v1/record/export",
                 description="Take my data with me: the whole record, to keep or to take elsewhere")
@@ -43,7 +43,7 @@ FHIR_BUNDLE = {"schema": {
 def _start(kind: str) -> tuple[int, Scope]:
     session = get_session()
     patient = web.current_patient()
-    scope = authorize(session, Actor.patient(patient.id), patient.id, "record.exported", audit_owner=True,
+    scope = authorize(session, web.current_actor(), patient.id, "record.exported", audit_owner=True,
                       details={"format": kind})
     session.commit()  # the trace is kept even if the download is interrupted
     return patient.id, scope
@@ -81,10 +81,10 @@ def _filename(extension: str) -> str:
 def export_fhir() -> Response:
     """The whole record as one FHIR R4 Bundle (a file to download)."""
     patient_id, scope = _start("fhir")
-    base = base_url()
+    base = public_base_url()
     body = _stream(patient_id, lambda session, v, patient: export.fhir_bundle(session, v, patient, scope, base))
     response = Response(body, content_type="application/fhir+json; charset=utf-8")
-    response.headers["Content-Disposition"] = f'attachment; filename="{_filename("fhir.json")}"'
+    response.headers["Content-Disposition"] = web.disposition(_filename("fhir.json"))
     return response
 
 
@@ -98,5 +98,5 @@ def export_zip() -> Response:
     patient_id, scope = _start("zip")
     body = _stream(patient_id, lambda session, v, patient: export.zip_archive(session, v, patient, scope))
     response = Response(body, content_type="application/zip")
-    response.headers["Content-Disposition"] = f'attachment; filename="{_filename("zip")}"'
+    response.headers["Content-Disposition"] = web.disposition(_filename("zip"))
     return response

@@ -37,11 +37,31 @@ register_messages({
     "fhir_unknown_patient": {
         "fr": "Aucun dossier n'existe pour ce patient (identifiant INS inconnu, dossier refusé ou fermé).",
         "en": "No record exists for this patient (unknown INS identifier, refused or closed record)."},
+    "fhir_author_not_depositor": {
+        "fr": "Le document {entry} est refusé : son auteur doit être le professionnel qui le dépose (le RPPS "
+              "authentifié). Un document d'un autre professionnel est déposé par lui.",
+        "en": "Document {entry} is refused: its author must be the professional who deposits it (the "
+              "authenticated RPPS). Another professional's document is deposited by them."},
+    "fhir_author_structure_not_depositor": {
+        "fr": "Le document {entry} est refusé : la structure de son auteur doit être celle du professionnel "
+              "authentifié.",
+        "en": "Document {entry} is refused: its author's structure must be the authenticated professional's."},
     "fhir_invalid_search": {"fr": "Paramètre de recherche invalide : {reason}.",
                             "en": "Invalid search parameter: {reason}."},
     "fhir_invalid_purpose": {
         "fr": "X-Purpose-Of-Use doit valoir ETREAT ou BTG (reçu : {received}).",
         "en": "X-Purpose-Of-Use must be ETREAT or BTG (received: {received})."},
+    "fhir_not_acceptable": {
+        "fr": "Format de réponse non disponible : seul application/fhir+json (JSON) est servi.",
+        "en": "Response format not available: only application/fhir+json (JSON) is served."},
+    "fhir_bundle_replayed": {
+        "fr": "Ce lot a déjà été reçu : rien n'a été modifié, les ressources existantes sont indiquées.",
+        "en": "This bundle was already received: nothing changed; the existing resources are given."},
+    "fhir_submission_conflict": {
+        "fr": "Ce SubmissionSet (même uniqueId) a déjà été reçu avec d'autres documents.",
+        "en": "This SubmissionSet (same uniqueId) was already received with other documents."},
+    "history_action_patient_read": {"fr": "Consultation de votre identité (INS)",
+                                    "en": "Your identity (INS) read"},
     "fhir_not_found": {"fr": "La ressource demandée n'existe pas ou ne vous est pas accessible.",
                        "en": "The requested resource does not exist or is not available to you."},
 })

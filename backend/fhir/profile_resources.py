@@ -174,13 +174,23 @@ def medication(item: dict[str, Any], subject: dict[str, Any], today: dt.date) ->
     return resource
 
 
+ATC_SYSTEM = "http://www.whocc.no/atc"
+
+
 def immunization(item: dict[str, Any], subject: dict[str, Any]) -> dict[str, Any]:
     f = item["fields"]
+    vaccine: dict[str, Any] = {"text": f.get("vaccine")}
+    if f.get("atc"):
+        vaccine["coding"] = [{"system": ATC_SYSTEM, "code": str(f["atc"])}]
     resource: dict[str, Any] = {
         "resourceType": "Immunization", "id": f"vaccination-{item['id']}", "status": "completed",
-        "vaccineCode": {"text": f.get("vaccine")}, "patient": subject,
+        "vaccineCode": vaccine, "patient": subject,
         "occurrenceDateTime": _date(f.get("date")), "recorded": instant(item.get("recorded_at")),
         "primarySource": (item.get("author") or {}).get("kind") == "professional"}
+    if item.get("needs_confirmation"):
+        # proposed from a dispensed vaccine, not confirmed by the patient yet: not a first-hand record
+        resource["primarySource"] = False
+        resource["reportOrigin"] = {"text": "Proposé d'après une délivrance en pharmacie, non confirmé"}
     if f.get("batch"):
         resource["lotNumber"] = f["batch"]
     if f.get("dose"):
@@ -190,6 +200,52 @@ def immunization(item: dict[str, Any], subject: dict[str, Any]) -> dict[str, Any
     if f.get("comment"):
         resource["note"] = _note(f["comment"])
     return resource
+
+
+EMDN_SYSTEM = "urn:oid:1.2.250.1.213.2.68"   # European Medical Device Nomenclature, as the CI-SIS names it
+
+
+def implant(item: dict[str, Any], subject: dict[str, Any], document_url: str | None) -> list[dict[str, Any]]:
+    """An implanted device: the ``Device`` itself (what it is, model, lot/serial, UDI) and the
+    ``DeviceUseStatement`` that says the patient carries it (since when, where, who implanted it, from
+    which document)."""
+    f = item["fields"]
+    device_id = f"implant-{item['id']}"
+    device: dict[str, Any] = {
+        "resourceType": "Device", "id": device_id, "status": "active", "patient": subject,
+        "deviceName": [{"name": str(f.get("device")), "type": "user-friendly-name"}],
+        "type": {"text": str(f.get("device"))}}
+    if f.get("device_code"):
+        code = str(f["device_code"])
+        # EMDN codes are a letter then digits (J010104); others (LPP, CLADIMED…) stay in the text
+        if code[:1].isalpha() and code[1:].isdigit():
+            device["type"]["coding"] = [{"system": EMDN_SYSTEM, "code": code}]
+        else:
+            device["type"]["text"] = f"{f.get('device')} ({code})"
+    if f.get("brand_model"):
+        device["deviceName"].append({"name": str(f["brand_model"]), "type": "model-name"})
+    if f.get("udi"):
+        device["udiCarrier"] = [{"carrierHRF": str(f["udi"])}]
+    if f.get("lot_serial"):
+        device["lotNumber"] = str(f["lot_serial"])
+    use: dict[str, Any] = {
+        "resourceType": "DeviceUseStatement", "id": f"implant-use-{item['id']}",
+        "status": "active", "subject": subject, "device": {"reference": f"Device/{device_id}",
+                                                            "display": str(f.get("device"))},
+        "recordedOn": instant(item.get("recorded_at"))}
+    if f.get("implant_date"):
+        use["timingDateTime"] = _date(f["implant_date"])
+    if f.get("site"):
+        use["bodySite"] = {"text": str(f["site"])}
+    author = _author_reference(item.get("author"))
+    if author:
+        use["source"] = author
+    if document_url:
+        use["derivedFrom"] = [{"reference": document_url}]
+    notes = _note(f"Posé par : {f['implanted_by']}" if f.get("implanted_by") else None, f.get("comment"))
+    if notes:
+        use["note"] = notes
+    return [device, use]
 
 
 def _observation(rid: str, subject: dict[str, Any], code: dict[str, Any], category: str,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 
+from backend.config import add_defaults
+
 DEFAULTS = {
     # attachments per message (each one within UPLOAD_MAX_BYTES, like a document upload)
     "INBOX_MAX_ATTACHMENTS": 5,
@@ -13,18 +15,14 @@ DEFAULTS = {
 
 
 def init_app(app: Flask) -> None:
-    from backend.fhir import auth, capability
     from backend.messaging import fhir, messages, tasks  # noqa: F401  (texts, the purge job)
     from backend.messaging.api import blp
     from backend.messaging.cli import inbox_group
     from backend.messaging.fhir_api import bp
     from backend.messaging.service import InboxSettings
 
-    for key, value in DEFAULTS.items():
-        app.config.setdefault(key, value)
+    add_defaults(app.config, DEFAULTS)
     app.extensions["carnet.inbox_settings"] = InboxSettings.from_config(app.config)
     app.extensions["carnet.api"].register_blueprint(blp)
-    auth.init_app(app)  # the professionals' authenticator (kept if the FHIR feature set one already)
-    capability.register_resource(app, fhir.CAPABILITY)
     app.register_blueprint(bp)
     app.cli.add_command(inbox_group)

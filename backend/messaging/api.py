@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import unicodedata
 from typing import Any
-from urllib.parse import quote
 
 from flask import Response, current_app, request, url_for
 from flask.views import MethodView
@@ -22,9 +21,10 @@ from backend.messaging import schemas as s
 from backend.messaging import service as inbox
 from backend.messaging.models import Attachment, Message, Thread
 from backend.professionals.models import Professional
-from backend.professionals.service import PROFESSIONS
+from backend.professionals.service import profession_label
 from backend.records import vault
 from backend.records.crypto import Vault
+from backend.records.policy import Action
 
 blp = web.Blueprint("inbox", __name__, url_prefix="/api/v1/inbox",
                     description="The secure inbox: conversations with health professionals")
@@ -51,7 +51,7 @@ def _pro_name(pro: Professional) -> str:
 
 
 def _sender(pro: Professional, thread: Thread) -> dict[str, Any]:
-    return {"professional_id": pro.id, "name": _pro_name(pro), "profession": PROFESSIONS.get(pro.profession_code),
+    return {"professional_id": pro.id, "name": _pro_name(pro), "profession": profession_label(pro.profession_code),
             "organisation": pro.organisation, "establishment": thread.establishment}
 
 
@@ -102,7 +102,7 @@ def _detail(box: Vault, view: inbox.ThreadView) -> dict[str, Any]:
     pros = view.professionals
     item.update({
         "participants": [{"professional_id": p, "name": _pro_name(pros[p]), "role": role,
-                          "profession": PROFESSIONS.get(pros[p].profession_code), "organisation": pros[p].organisation}
+                          "profession": profession_label(pros[p].profession_code), "organisation": pros[p].organisation}
                          for p, role in sorted(view.participants.items(), key=lambda kv: (kv[1] != "sender", kv[0]))],
         "messages": [_message(box, m, pros, view.recipients.get(m.id, []), view.attachments.get(m.id, []))
                      for m in view.messages],
@@ -155,12 +155,14 @@ class Threads(MethodView):
     @blp.response(201, s.InboxSentOut)
     @blp.doc(security=[{"bearer": []}])
     @web.patient_required
+    @web.writes(Action.MESSAGE_START)
     def post(self, form: dict[str, Any]) -> dict[str, Any]:
         """Start a conversation with a professional who already wrote to you (multipart: ``professional_id``,
         ``subject``, ``body``, ``file`` and ``document_id`` repeatable). Anyone else: 403."""
         session = get_session()
         box = vault(session)
-        outgoing = inbox.Outgoing(body=form["body"], files=_files(form), document_ids=tuple(form["document_id"]))
+        outgoing = inbox.Outgoing(body=form["body"], files=_files(form), document_ids=tuple(form["document_id"]),
+                              actor=web.current_actor())
         msg = inbox.start_thread_by_patient(session, box, settings(), web.current_patient().id,
                                             form["professional_id"], form["subject"], outgoing)
         result = _sent(session, box, msg)
@@ -186,6 +188,7 @@ class ThreadDetail(MethodView):
     @blp.response(204)
     @blp.doc(security=[{"bearer": []}])
     @web.patient_required
+    @web.writes(Action.CONVERSATION)
     def delete(self, thread_id: int) -> None:
         """Delete a thread: gone from the inbox now, destroyed after the retention period."""
         session = get_session()
@@ -198,13 +201,15 @@ class ThreadDetail(MethodView):
 @blp.response(201, s.InboxSentOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.MESSAGE_SEND)
 def reply(form: dict[str, Any], thread_id: int) -> dict[str, Any]:
     """Reply (to the professional who wrote last, or ``in_reply_to``'s author) or reply to all (``reply_all``).
     Multipart: ``body``, ``file`` and ``document_id`` repeatable. Replies forbidden: 403; conversation
     ended: 409; a refused attachment: 413/415/422 and nothing is sent."""
     session = get_session()
     box = vault(session)
-    outgoing = inbox.Outgoing(body=form["body"], files=_files(form), document_ids=tuple(form["document_id"]))
+    outgoing = inbox.Outgoing(body=form["body"], files=_files(form), document_ids=tuple(form["document_id"]),
+                              actor=web.current_actor())
     msg = inbox.reply(session, box, settings(), web.current_patient().id, thread_id, outgoing,
                       reply_all=form["reply_all"], in_reply_to_id=form["in_reply_to"])
     result = _sent(session, box, msg)
@@ -229,6 +234,7 @@ def _archive(thread_id: int, archived: bool) -> dict[str, Any]:
 @blp.response(200, s.InboxThreadItemOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.CONVERSATION)
 def archive(thread_id: int) -> dict[str, Any]:
     """Move the thread to the archive (a new professional's message brings it back)."""
     return _archive(thread_id, True)
@@ -238,6 +244,7 @@ def archive(thread_id: int) -> dict[str, Any]:
 @blp.response(200, s.InboxThreadItemOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.CONVERSATION)
 def unarchive(thread_id: int) -> dict[str, Any]:
     """Back to the inbox."""
     return _archive(thread_id, False)
@@ -252,7 +259,7 @@ def correspondents(args: dict[str, Any]) -> dict[str, Any]:
     """The professionals who wrote to you: those you may start a conversation with."""
     pros, next_after = inbox.correspondents(get_session(), web.current_patient().id, limit=args["limit"],
                                             after_id=web.decode_cursor(args["cursor"]))
-    return {"items": [{"professional_id": p.id, "name": _pro_name(p), "profession": PROFESSIONS.get(p.profession_code),
+    return {"items": [{"professional_id": p.id, "name": _pro_name(p), "profession": profession_label(p.profession_code),
                        "organisation": p.organisation} for p in pros],
             "next_cursor": web.encode_cursor(next_after) if next_after else None}
 
@@ -269,7 +276,7 @@ def attachment_content(attachment_id: int) -> Response:
     att = inbox.patient_attachment(session, web.current_patient().id, attachment_id)
     content = inbox.attachment_content(session, box, att)
     response = Response(content, status=200, content_type=att.mime_type)
-    response.headers["Content-Disposition"] = _disposition(inbox.attachment_name(box, att))
+    response.headers["Content-Disposition"] = web.disposition(_safe_name(inbox.attachment_name(box, att)))
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
@@ -280,6 +287,7 @@ def attachment_content(attachment_id: int) -> Response:
 @blp.response(201, s.InboxSavedOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.DOCUMENT_UPLOAD)
 def save(body: dict[str, Any], attachment_id: int) -> dict[str, Any]:
     """Save the attachment into your record, in the category you choose (the same bytes, as a document
     you added). Saving it again gives the same document back (``created`` false)."""
@@ -292,8 +300,7 @@ def save(body: dict[str, Any], attachment_id: int) -> dict[str, Any]:
             "size": doc.size, "sha256": doc.sha256}
 
 
-def _disposition(filename: str) -> str:
+def _safe_name(filename: str) -> str:
+    """A sender's file name a device can save: no path separators, reserved or control characters."""
     cleaned = "".join("-" if ch in '\\/:*?"<>|;' or unicodedata.category(ch)[0] == "C" else ch for ch in filename)
-    cleaned = cleaned.strip(" .-")[:150] or "piece-jointe"
-    ascii_name = unicodedata.normalize("NFKD", cleaned).encode("ascii", "ignore").decode() or "piece-jointe"
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(cleaned, safe='')}"
+    return cleaned.strip(" .-")[:150] or "piece-jointe"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.errors import DomainError
-from backend.fhir import resources
+import backend.fhir.resources as resources
 from backend.messaging.service import NewFile, extension_for
 from backend.records.documents import UPLOAD_TYPES
 
@@ -157,8 +157,9 @@ def practitioner(pro: Any) -> dict[str, Any]:
 
 
 def patient_reference(patient: Any) -> dict[str, Any]:
-    return {"type": "Patient", "identifier": resources.patient_identifier(patient.ins_oid, patient.nir),
-            "display": f"{patient.first_given_name} {patient.family_name}".strip()}
+    """The patient as the professional named them: by their INS, and nothing more (a message sent to a bare
+    INS must not disclose the patient's names)."""
+    return {"type": "Patient", "identifier": resources.patient_identifier(patient.ins_oid, patient.nir)}
 
 
 def communication(message: Any, thread: Any, patient: Any, *, subject: str, body: str,
@@ -207,42 +208,19 @@ def communication(message: Any, thread: Any, patient: Any, *, subject: str, body
     return resource
 
 
-CAPABILITY: dict[str, Any] = {
-    "type": "Communication",
-    "profile": "http://hl7.org/fhir/StructureDefinition/Communication",
-    "documentation": (
-        "The secure inbox (messagerie de santé). POST a Communication to write to a patient: "
-        "subject.identifier = INS (urn:oid:1.2.250.1.213.1.4.8|NIR, or …4.10 for a test identity), "
-        "topic.text = the subject, status = completed, payload = contentString (the text) and contentAttachment "
-        "(contentType, title, data in base64: PDF, JPG/JPEG, PNG, TIF/TIFF, RTF or TXT, at most 10 MB each and 5 "
-        "per message, the content must be what the type says). Without inResponseTo it starts a conversation; "
-        "with inResponseTo (or partOf) = Communication/{id} it writes in that conversation. recipient may add "
-        f"professionals in copy ({IDNPS_SYSTEM}|8<RPPS>). Extensions: {EXT_REPLIES_ALLOWED} (valueBoolean false: "
-        f"the patient may not reply), {EXT_ESTABLISHMENT} (valueString: writing for an establishment); out only: "
-        f"{EXT_READ} (valueDateTime: when the recipient read it — the read receipt) and {EXT_ENDED}. "
-        "Every later message of a conversation has partOf = its first message. Search and read return only the "
-        "conversations you take part in; every search and read is written to the patient's access history. "
-        "The patient replies only while replies are allowed and the conversation is not ended; they may start a "
-        "conversation only with a professional who already wrote to them."),
-    "interaction": [{"code": "create"}, {"code": "read"}, {"code": "search-type"}],
-    "searchParam": [
-        {"name": "patient.identifier", "type": "token",
-         "documentation": "urn:oid:1.2.250.1.213.1.4.8|<NIR> (INS): this patient's messages only."},
-        {"name": "part-of", "type": "reference",
-         "documentation": "Communication/{id}: the conversation of that message."},
-        {"name": "sender-kind", "type": "token",
-         "documentation": "patient (the patient's replies) or professional."},
-        {"name": "sent", "type": "date", "documentation": "Prefixes ge, gt, le, lt; repeatable."},
-        {"name": "_count", "type": "number",
-         "documentation": "Page size, 1 to 100 (default 20), newest first; the 'next' link carries _cursor."},
-    ],
-    "operation": [
-        {"name": "end", "definition": f"{resources.BASE}/OperationDefinition/Communication-end",
-         "documentation": "POST /fhir/R4/Communication/{id}/$end: the professional who started the conversation "
-                          "ends it; nobody may write in it afterwards (409)."},
-        {"name": "forbid-replies", "definition": f"{resources.BASE}/OperationDefinition/Communication-forbid-replies",
-         "documentation": "POST /fhir/R4/Communication/{id}/$forbid-replies: the patient may not reply (403)."},
-        {"name": "allow-replies", "definition": f"{resources.BASE}/OperationDefinition/Communication-allow-replies",
-         "documentation": "POST /fhir/R4/Communication/{id}/$allow-replies: replies allowed again."},
-    ],
-}
+DOCUMENTATION = (
+    "The secure inbox (messagerie de santé). POST a Communication to write to a patient: "
+    "subject.identifier = INS (urn:oid:1.2.250.1.213.1.4.8|NIR, or …4.10 for a test identity), "
+    "topic.text = the subject, status = completed, payload = contentString (the text) and contentAttachment "
+    "(contentType, title, data in base64: PDF, JPG/JPEG, PNG, TIF/TIFF, RTF or TXT, at most 10 MB each and 5 "
+    "per message, the content must be what the type says). Without inResponseTo it starts a conversation; "
+    "with inResponseTo (or partOf) = Communication/{id} it writes in that conversation. recipient may add "
+    f"professionals in copy ({IDNPS_SYSTEM}|8<RPPS>). Extensions: {EXT_REPLIES_ALLOWED} (valueBoolean false: "
+    f"the patient may not reply), {EXT_ESTABLISHMENT} (valueString: writing for an establishment); out only: "
+    f"{EXT_READ} (valueDateTime: when the recipient read it — the read receipt) and {EXT_ENDED}. "
+    "Every later message of a conversation has partOf = its first message. Search and read return only the "
+    "conversations you take part in; every search and read is written to the patient's access history. "
+    "The patient replies only while replies are allowed and the conversation is not ended; they may start a "
+    "conversation only with a professional who already wrote to them."
+    " The bytes of an attachment are at GET /fhir/R4/Communication/{id}/attachment/{attachment_id} "
+    "(the same access rule as the message, traced).")

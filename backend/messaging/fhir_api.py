@@ -7,28 +7,26 @@
 - ``GET /fhir/R4/Communication/{id}/attachment/{attachment_id}`` — an attachment's bytes; audited
 - ``POST /fhir/R4/Communication/{id}/$end`` · ``$forbid-replies`` · ``$allow-replies``
 
-Professionals authenticate with their bearer token (``backend.fhir.auth``); errors are OperationOutcome.
+Professionals authenticate with their bearer token; errors, negotiation and the CapabilityStatement entry
+come from the FHIR layer (``backend.fhir.layer``).
 A message of a conversation the professional is not part of is "not found", like one that does not exist.
 """
 from __future__ import annotations
 
-import json
-import logging
 import re
 from typing import Any
-from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, request
+from flask import Response, current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from backend import web
 from backend.accounts.models import Patient
 from backend.db import get_session
 from backend.errors import DomainError, NotFound
-from backend.fhir import auth, resources
-from backend.i18n import message
+import backend.fhir.auth as auth
+import backend.fhir.layer as layer
+import backend.fhir.resources as resources
 from backend.messaging import fhir
 from backend.messaging import service as inbox
 from backend.messaging.models import Message, Thread
@@ -36,87 +34,22 @@ from backend.professionals.models import Professional
 from backend.records import vault
 from backend.records.crypto import Vault
 
-log = logging.getLogger(__name__)
-
-bp = Blueprint("inbox_fhir", __name__, url_prefix="/fhir/R4")
-
-FHIR_CONTENT_TYPE = f"{resources.FHIR_MIME}; charset=utf-8"
-ACCEPTED_BODY_TYPES = {"application/fhir+json", "application/json", "application/json+fhir"}
+bp = layer.FhirBlueprint("inbox_fhir", __name__)
+bp.resource("Communication", documentation=fhir.DOCUMENTATION)
+fhir_response = layer.fhir_response
+base_url = layer.base_url
+information = layer.information
 PAGE_DEFAULT = 20
+OPERATIONS = f"{layer.CARNET}/OperationDefinition/Communication-"
 
 
 def settings() -> inbox.InboxSettings:
     return current_app.extensions["carnet.inbox_settings"]
 
 
-# --- responses and errors ------------------------------------------------------------------------------------
-
-def fhir_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    response = Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), status=status,
-                        content_type=FHIR_CONTENT_TYPE)
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
-
-
-def outcome(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> Response:
-    return fhir_response(resources.operation_outcome(status, code, detail), status, headers)
-
-
-def information(code: str) -> Response:
-    text = message(code)
-    return fhir_response({"resourceType": "OperationOutcome", "issue": [{
-        "severity": "information", "code": "informational", "diagnostics": text,
-        "details": {"coding": [{"system": f"{resources.BASE}/CodeSystem/carnet-error", "code": code}], "text": text}}]})
-
-
-@bp.errorhandler(DomainError)
-def _domain_error(error: DomainError) -> Response:
-    session = get_session()
-    if error.persist:
-        session.commit()
-    else:
-        session.rollback()
-    return outcome(error.status, error.code, error.detail(), error.headers)
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> Response:
-    get_session().rollback()
-    if isinstance(error, RequestEntityTooLarge):
-        limit_mb = settings().max_request_bytes // (1024 * 1024)
-        return outcome(413, "inbox_too_large", message("inbox_too_large", max_mb=limit_mb))
-    status = error.code or 500
-    codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
-    code = codes.get(status, "bad_request")
-    return outcome(status, code, message(code))
-
-
-@bp.errorhandler(Exception)
-def _unexpected(error: Exception) -> Response:
-    # Never log bodies or arguments: they hold health data.
-    log.error("unhandled %s on %s %s", type(error).__name__, request.method, request.path,
-              exc_info=current_app.config.get("LOG_TRACEBACKS", True))
-    get_session().rollback()
-    return outcome(500, "internal_error", message("internal_error"))
-
-
-def base_url() -> str:
-    configured = current_app.config.get("FHIR_BASE_URL")
-    if configured:
-        return str(configured).rstrip("/") + "/"
-    return request.url_root.rstrip("/") + "/fhir/R4/"
-
-
 def _json_body() -> Any:
-    if request.mimetype not in ACCEPTED_BODY_TYPES:
-        raise DomainError("fhir_unsupported_media_type", 415)
-    request.max_content_length = settings().max_request_bytes
-    raw = request.get_data(cache=False)  # RequestEntityTooLarge past the limit
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise DomainError("fhir_invalid_json", 400) from None
+    limit = settings().max_request_bytes
+    return layer.json_body(limit, too_large=("inbox_too_large", {"max_mb": limit // (1024 * 1024)}))
 
 
 def _invalid_search(reason: str) -> DomainError:
@@ -155,8 +88,7 @@ def _copies(session: Session, rpps_list: tuple[str, ...]) -> list[Professional]:
 
 # --- write ---------------------------------------------------------------------------------------------------
 
-@bp.post("/Communication")
-@auth.professional_required
+@bp.interaction("create", "/Communication")
 def send() -> Response:
     """Write to a patient: a new conversation, or a message in one (inResponseTo/partOf)."""
     session = get_session()
@@ -191,7 +123,7 @@ def send() -> Response:
 
 def _patient_filter(session: Session) -> tuple[bool, int | None]:
     """``patient.identifier`` → (searchable, patient id); an unknown INS finds nothing, and says no more."""
-    raw = request.args.get("patient.identifier")
+    raw = layer.params().get("patient.identifier")
     if raw is None:
         return True, None
     system, _, value = raw.partition("|")
@@ -203,7 +135,7 @@ def _patient_filter(session: Session) -> tuple[bool, int | None]:
 
 
 def _sent_bounds(search: dict[str, Any]) -> None:
-    for raw in request.args.getlist("sent"):
+    for raw in layer.params().getlist("sent"):
         prefix, value = (raw[:2], raw[2:]) if raw[:2] in {"ge", "gt", "le", "lt", "eq"} else ("eq", raw)
         try:
             when = resources.parse_fhir_datetime(value)
@@ -220,25 +152,37 @@ def _sent_bounds(search: dict[str, Any]) -> None:
 
 
 def _count() -> int:
-    raw = request.args.get("_count", str(PAGE_DEFAULT))
+    raw = layer.params().get("_count", str(PAGE_DEFAULT))
     if not raw.isdigit() or not 1 <= int(raw) <= web.PAGE_MAX:
         raise _invalid_search(f"_count : entier de 1 à {web.PAGE_MAX} attendu")
     return int(raw)
 
 
-@bp.get("/Communication")
-@auth.professional_required
+SEARCH = (
+    layer.SearchParam("patient.identifier", "token", "urn:oid:1.2.250.1.213.1.4.8|<NIR> (INS): this patient's "
+                                                     "messages only."),
+    layer.SearchParam("part-of", "reference", "Communication/{id}: the conversation of that message.",
+                      "http://hl7.org/fhir/SearchParameter/Communication-part-of"),
+    layer.SearchParam("sender-kind", "token", "patient (the patient's replies) or professional."),
+    layer.SearchParam("sent", "date", "Prefixes ge, gt, le, lt; repeatable.",
+                      "http://hl7.org/fhir/SearchParameter/Communication-sent"),
+    layer.SearchParam("_count", "number", "Page size, 1 to 100 (default 20), newest first; the 'next' link "
+                                          "carries _cursor."),
+)
+
+
+@bp.interaction("search-type", "/Communication", search=SEARCH)
 def search() -> Response:
     """The messages of the professional's conversations, newest first (audited per patient)."""
     session = get_session()
     pro = auth.current_professional()
     limit = _count()
-    before = web.decode_cursor(request.args.get("_cursor"))
+    before = web.decode_cursor(layer.params().get("_cursor"))
     criteria: dict[str, Any] = {}
     searchable, patient_id = _patient_filter(session)
     if patient_id is not None:
         criteria["patient_id"] = patient_id
-    part_of = request.args.get("part-of")
+    part_of = layer.params().get("part-of")
     empty = not searchable
     if part_of is not None:
         match = fhir.REFERENCE.fullmatch(part_of)
@@ -248,7 +192,7 @@ def search() -> Response:
             criteria["thread_id"] = inbox.professional_message(session, pro, int(match.group(1)))[1].id
         except NotFound:
             empty = True
-    kind = request.args.get("sender-kind")
+    kind = layer.params().get("sender-kind")
     if kind is not None:
         if kind not in ("patient", "professional"):
             raise _invalid_search("sender-kind : patient ou professional attendu")
@@ -260,17 +204,12 @@ def search() -> Response:
     box = vault(session)
     entries = _resources(session, box, found.rows, (found.attachments, found.professionals, found.recipients))
     inbox.record_professional_read(session, pro, [m for m, _, _ in found.rows])
-    next_link = None
-    if found.next_before is not None:
-        args = [(k, v) for k, v in request.args.items(multi=True) if k != "_cursor"]
-        args.append(("_cursor", web.encode_cursor(found.next_before)))
-        next_link = f"{base_url()}Communication?{urlencode(args)}"
+    _, next_link = layer.page_links("Communication", found.next_before)
     session.commit()
     return fhir_response(resources.searchset(entries, base_url(), next_link=next_link))
 
 
-@bp.get("/Communication/<int:message_id>")
-@auth.professional_required
+@bp.interaction("read", "/Communication/<int:message_id>")
 def read(message_id: int) -> Response:
     """One message with its attachments inline (audited)."""
     session = get_session()
@@ -285,8 +224,7 @@ def read(message_id: int) -> Response:
     return fhir_response(body)
 
 
-@bp.get("/Communication/<int:message_id>/attachment/<int:attachment_id>")
-@auth.professional_required
+@bp.extra("/Communication/<int:message_id>/attachment/<int:attachment_id>", type_="Communication")
 def attachment(message_id: int, attachment_id: int) -> Response:
     """An attachment's bytes, as they were sent (audited)."""
     session = get_session()
@@ -296,15 +234,16 @@ def attachment(message_id: int, attachment_id: int) -> Response:
     inbox.record_attachment_read(session, pro, att)
     session.commit()
     response = Response(content, status=200, content_type=att.mime_type)
-    response.headers["Content-Disposition"] = "attachment"
+    response.headers["Content-Disposition"] = web.disposition()
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 
 
 # --- operations on a conversation --------------------------------------------------------------------------
 
-@bp.post("/Communication/<int:message_id>/$end")
-@auth.professional_required
+@bp.operation("/Communication/<int:message_id>/$end", definition=OPERATIONS + "end",
+              documentation="POST /fhir/R4/Communication/{id}/$end: the professional who started the conversation "
+                            "ends it; nobody may write in it afterwards (409).")
 def end(message_id: int) -> Response:
     """End the conversation of this message (its owner only): nobody writes in it afterwards."""
     session = get_session()
@@ -313,8 +252,8 @@ def end(message_id: int) -> Response:
     return information("inbox_conversation_ended_done")
 
 
-@bp.post("/Communication/<int:message_id>/$forbid-replies")
-@auth.professional_required
+@bp.operation("/Communication/<int:message_id>/$forbid-replies", definition=OPERATIONS + "forbid-replies",
+              documentation="POST /fhir/R4/Communication/{id}/$forbid-replies: the patient may not reply (403).")
 def forbid_replies(message_id: int) -> Response:
     """The patient may no longer reply in this conversation (its owner only)."""
     session = get_session()
@@ -323,8 +262,8 @@ def forbid_replies(message_id: int) -> Response:
     return information("inbox_replies_forbidden_done")
 
 
-@bp.post("/Communication/<int:message_id>/$allow-replies")
-@auth.professional_required
+@bp.operation("/Communication/<int:message_id>/$allow-replies", definition=OPERATIONS + "allow-replies",
+              documentation="POST /fhir/R4/Communication/{id}/$allow-replies: replies allowed again.")
 def allow_replies(message_id: int) -> Response:
     """The patient may reply again (its owner only)."""
     session = get_session()

@@ -3,14 +3,14 @@
 What a message says is sealed with the patient's data key (``records.crypto.Vault``), each ciphertext
 bound to its row by its AES-GCM context: a thread's subject (``inbox-thread:<id>:subject``), a message's
 text (``inbox-message:<id>``), an attachment's file name (``inbox-attachment:<id>:name``) and bytes
-(``inbox-attachment:<id>``). What stays in clear is what routing needs: who, when, sizes and types,
+(``inbox-attachment:<id>``, in the blob store). What stays in clear is what routing needs: who, when, sizes and types,
 read and archive marks. Searching sealed subjects goes through keyed tokens (``SearchToken``).
 """
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db import Base, utcnow
@@ -95,7 +95,8 @@ class MessageRecipient(Base):
 
 
 class Attachment(Base):
-    """A file sent with a message: sealed name here, sealed bytes in ``AttachmentContent``."""
+    """A file sent with a message: sealed name here, sealed bytes in the blob store
+    (``blobs.attachment_key(id)``, ``backend/blobs.py``)."""
 
     __tablename__ = "inbox_attachment"
 
@@ -109,14 +110,6 @@ class Attachment(Base):
     # a document of the record the patient attached; the record document it was saved as
     source_document_id: Mapped[int | None] = mapped_column(ForeignKey("document.id", ondelete="SET NULL"))
     saved_document_id: Mapped[int | None] = mapped_column(ForeignKey("document.id", ondelete="SET NULL"))
-
-
-class AttachmentContent(Base):
-    __tablename__ = "inbox_attachment_content"
-
-    attachment_id: Mapped[int] = mapped_column(ForeignKey("inbox_attachment.id", ondelete="CASCADE"),
-                                               primary_key=True)
-    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class SearchToken(Base):

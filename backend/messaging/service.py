@@ -16,12 +16,9 @@ No Flask: functions take a Session (and the request's Vault), only flush; caller
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hashlib
 import hmac
-import json
 import logging
 import re
 import unicodedata
@@ -29,25 +26,27 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import and_, case, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from backend.accounts.models import AccountState, Patient
+from backend import blobs, cursors
+from backend.accounts.models import Patient
 from backend.audit import service as audit
 from backend.db import utcnow
 from backend.errors import DomainError, Forbidden, NotFound
-from backend.messaging import messages  # noqa: F401  (registers the texts)
-from backend.messaging.models import (Attachment, AttachmentContent, Message, MessageRecipient, Participant,
+from backend.messaging import messages as _texts  # noqa: F401  (registers the texts)
+from backend.messaging.models import (Attachment, Message, MessageRecipient, Participant,
                                       SearchToken, Thread)
 from backend.notifications.models import Notification
 from backend.notifications.service import notify
 from backend.professionals.models import Professional
 from backend.professionals.service import PROFESSIONS
 from backend.records import documents as docs
-from backend.records.access import authorize
+from backend.records.access import authorize, authorize_write
 from backend.records.crypto import Vault
 from backend.records.models import Document
-from backend.records.policy import Actor
+from backend.records.policy import Action, Actor, Correspondent
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +94,7 @@ class Outgoing:
     body: str
     files: tuple[NewFile, ...] = ()
     document_ids: tuple[int, ...] = ()  # documents of the patient's record (patient only)
+    actor: Actor | None = None          # who attaches them: the holder, or their representative or carer
 
 
 @dataclass(frozen=True)
@@ -198,10 +198,6 @@ def _check_body(body: str | None, has_attachments: bool) -> str:
     return body
 
 
-_RECORD_EXTENSIONS = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg", "image/tiff": "tif",
-                      "application/rtf": "rtf", "text/rtf": "rtf", "text/plain": "txt", "text/xml": "xml",
-                      "application/xml": "xml", "application/hl7-v3+xml": "xml", "application/dicom": "dcm"}
-
 
 def extension_for(mime_type: str | None) -> str | None:
     """The upload extension a declared content type stands for (for files that come without a name)."""
@@ -228,14 +224,14 @@ def _prepare(session: Session, vault: Vault, settings: InboxSettings, patient_id
             raise ValueError("only the patient attaches documents of their record")
         # The owner's scope, the one every read of the record goes through (an unreleased document is
         # as unknown here as a document of someone else).
-        scope = authorize(session, Actor.patient(patient_id), patient_id, "document.read")
+        scope = authorize(session, outgoing.actor or Actor.patient(patient_id), patient_id, "document.read")
         for document_id in dict.fromkeys(outgoing.document_ids):
             try:
                 doc = docs.get_document(session, scope, document_id)
             except NotFound:
                 raise NotFound("inbox_document_not_found") from None
             content = docs.read_content(session, vault, doc)
-            ext = _RECORD_EXTENSIONS.get(doc.mime_type, "bin")
+            ext = docs.file_extension(doc.mime_type)
             prepared.append(_Prepared(f"{doc.title[:240]}.{ext}", doc.mime_type, content, doc.id))
     return prepared
 
@@ -267,9 +263,9 @@ def _post(session: Session, vault: Vault, thread: Thread, *, author_kind: str, a
         session.add(attachment)
         session.flush()
         attachment.name_sealed = vault.seal_text(thread.patient_id, item.name, attachment_name_context(attachment.id))
-        session.add(AttachmentContent(attachment_id=attachment.id,
-                                      ciphertext=vault.seal(thread.patient_id, item.content,
-                                                            attachment_context(attachment.id))))
+        # the sealed bytes go to the blob store before the transaction commits (backend/blobs.py)
+        blobs.of(session).put(blobs.attachment_key(attachment.id),
+                              vault.seal(thread.patient_id, item.content, attachment_context(attachment.id)))
     thread.last_message_at = now
     thread.first_message_id = thread.first_message_id or message.id
     thread.last_message_id = message.id
@@ -307,12 +303,21 @@ def _participants(session: Session, thread_id: int) -> dict[int, str]:
 # --- the professional's side ------------------------------------------------------------------------------
 
 def find_recipient(session: Session, ins_oid: str, nir: str) -> Patient:
-    """The patient a professional may write to: known by this INS (a test identity is not a production
-    one), their profile neither refused nor closed. One answer for the three refusals."""
+    """The patient known by this INS (a test identity is not a production one). Whether one may write to
+    them is the policy's to say (MESSAGE_SEND: an opposed or closed profile answers as an unknown one)."""
     patient = session.scalar(select(Patient).where(Patient.nir == nir, Patient.ins_oid == ins_oid))
-    if patient is None or patient.state in (AccountState.OPPOSED, AccountState.CLOSED):
+    if patient is None:
         raise DomainError("inbox_unknown_patient", 422)
     return patient
+
+
+def _may_write(session: Session, pro: Professional, patient_id: int, now: dt.datetime,
+               thread_id: int | None = None) -> None:
+    """MESSAGE_SEND for a professional: refused when the patient blocked them (traced, 403), and for a
+    profile refused or closed (the same answer as an unknown patient)."""
+    authorize_write(session, Actor.of_professional(pro), patient_id, Action.MESSAGE_SEND,
+                    details={"thread_id": thread_id} if thread_id else None,
+                    concealed=DomainError("inbox_unknown_patient", 422), now=now)
 
 
 def start_thread(session: Session, vault: Vault, settings: InboxSettings, pro: Professional, patient: Patient,
@@ -321,6 +326,7 @@ def start_thread(session: Session, vault: Vault, settings: InboxSettings, pro: P
                  now: dt.datetime | None = None) -> Message:
     """A professional (for themselves or an establishment) writes to a patient: a new conversation."""
     now = now or utcnow()
+    _may_write(session, pro, patient.id, now)
     subject = check_subject(subject)
     body = _check_body(outgoing.body, bool(outgoing.files))
     prepared = _prepare(session, vault, settings, patient.id, outgoing, by_patient=False)
@@ -361,6 +367,7 @@ def post_in_thread(session: Session, vault: Vault, settings: InboxSettings, pro:
     participants = _participants(session, thread.id)
     if pro.id not in participants:
         raise NotFound("inbox_message_not_found")
+    _may_write(session, pro, thread.patient_id, now, thread.id)
     if thread.ended_at is not None:
         raise DomainError("inbox_conversation_ended", 409)
     body = _check_body(outgoing.body, bool(outgoing.files))
@@ -379,6 +386,8 @@ def _owned_thread(session: Session, pro: Professional, message_id: int) -> tuple
         raise NotFound("inbox_message_not_found")
     if thread.professional_id != pro.id:
         raise Forbidden("inbox_not_thread_owner")
+    authorize_write(session, Actor.of_professional(pro), thread.patient_id, Action.CONVERSATION,
+                    details={"thread_id": thread.id}, concealed=NotFound("inbox_message_not_found"))
     return thread, participants
 
 
@@ -532,10 +541,16 @@ class ContentIntegrityError(RuntimeError):
 
 
 def attachment_content(session: Session, vault: Vault, att: Attachment) -> bytes:
-    sealed = session.scalar(select(AttachmentContent.ciphertext).where(AttachmentContent.attachment_id == att.id))
-    if sealed is None:
-        raise ContentIntegrityError(f"attachment {att.id} has no content")
-    content = vault.open(att.patient_id, sealed, attachment_context(att.id))
+    """The attachment's bytes from the blob store, opened and checked against the recorded sha256."""
+    try:
+        sealed = blobs.of(session).get(blobs.attachment_key(att.id))
+    except blobs.BlobNotFound:
+        log.error("attachment %s has no content in the blob store", att.id)
+        raise ContentIntegrityError(f"attachment {att.id} has no content") from None
+    try:
+        content = vault.open(att.patient_id, sealed, attachment_context(att.id))
+    except InvalidTag:
+        raise ContentIntegrityError(f"attachment {att.id} does not open") from None
     if hashlib.sha256(content).hexdigest() != att.sha256:
         raise ContentIntegrityError(f"attachment {att.id} does not match its hash")
     return content
@@ -625,23 +640,18 @@ def list_threads(session: Session, vault: Vault, patient_id: int, filters: Threa
 
 
 def encode_cursor(filters: ThreadFilters, cursor: ThreadCursor) -> str:
-    raw = json.dumps([1, int(filters.archived), cursor.unread,
-                      cursor.last_message_at.astimezone(dt.timezone.utc).isoformat(), cursor.id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return cursors.encode(int(filters.archived), cursor.unread,
+                          cursor.last_message_at.astimezone(dt.timezone.utc).isoformat(), cursor.id)
 
 
 def decode_cursor(raw: str | None, filters: ThreadFilters) -> ThreadCursor | None:
-    if not raw:
-        return None
-    try:
-        version, archived, unread, when, ident = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    def parse(archived: Any, unread: Any, when: Any, ident: Any) -> ThreadCursor:
         moment = dt.datetime.fromisoformat(when)
-        if version != 1 or archived != int(filters.archived) or unread not in (0, 1) or not isinstance(ident, int) \
-                or moment.tzinfo is None:
+        if archived != int(filters.archived) or unread not in (0, 1) or moment.tzinfo is None:
             raise ValueError("cursor of another listing")
-        return ThreadCursor(unread, moment, ident)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, json.JSONDecodeError):
-        raise DomainError("invalid_request", errors=[{"field": "cursor", "message": "curseur invalide"}]) from None
+        return ThreadCursor(unread, moment, cursors.integer(ident))
+
+    return cursors.decode(raw, parse)
 
 
 def patient_thread(session: Session, patient_id: int, thread_id: int) -> Thread:
@@ -746,15 +756,17 @@ def has_written(session: Session, patient_id: int, professional_id: int) -> bool
 def start_thread_by_patient(session: Session, vault: Vault, settings: InboxSettings, patient_id: int,
                             professional_id: int, subject: str, outgoing: Outgoing,
                             now: dt.datetime | None = None) -> Message:
-    """The patient starts a conversation, with a professional who already wrote to them only (403)."""
+    """The patient starts a conversation, with a professional who already wrote to them only (MESSAGE_START:
+    403 otherwise)."""
     now = now or utcnow()
-    if not has_written(session, patient_id, professional_id):
-        raise Forbidden("inbox_new_thread_not_allowed")
-    pro = session.get(Professional, professional_id)
-    assert pro is not None
     subject = check_subject(subject)
     body = _check_body(outgoing.body, bool(outgoing.files or outgoing.document_ids))
-    prepared = _prepare(session, vault, settings, patient_id, outgoing, by_patient=True)
+    prepared = _prepare(session, vault, settings, patient_id, outgoing, by_patient=True)  # checks, writes nothing
+    authorize_write(session, Actor.patient(patient_id), patient_id, Action.MESSAGE_START,
+                    target=Correspondent(professional_id, has_written(session, patient_id, professional_id)),
+                    details={"professional_id": professional_id}, now=now)
+    pro = session.get(Professional, professional_id)
+    assert pro is not None
     thread = Thread(patient_id=patient_id, professional_id=pro.id, started_by="patient", replies_allowed=True,
                     created_at=now, last_message_at=now)
     _seal_thread(session, vault, thread, subject)
@@ -877,9 +889,9 @@ def purge(session: Session, now: dt.datetime | None = None, *, batch: int = 500)
         # children first: SQLite may run without foreign-key cascades on other connections
         ids = [t for t, _ in due]
         messages_q = select(Message.id).where(Message.thread_id.in_(ids))
-        attachments_q = select(Attachment.id).where(Attachment.message_id.in_(messages_q))
-        session.execute(delete(AttachmentContent).where(AttachmentContent.attachment_id.in_(attachments_q)))
+        attachment_ids = list(session.scalars(select(Attachment.id).where(Attachment.message_id.in_(messages_q))))
         session.execute(delete(Attachment).where(Attachment.message_id.in_(messages_q)))
+        blobs.delete_after_commit(session, "attachments", attachment_ids)  # their bytes, once this commits
         session.execute(delete(MessageRecipient).where(MessageRecipient.message_id.in_(messages_q)))
         session.execute(update(Message).where(Message.thread_id.in_(ids)).values(in_reply_to_id=None))
         session.execute(delete(Message).where(Message.thread_id.in_(ids)))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 
+from backend.config import add_defaults
+
 
 def init_app(app: Flask) -> None:
     from backend.notifications import messages  # noqa: F401  (registers the texts)
@@ -13,8 +15,7 @@ def init_app(app: Flask) -> None:
     from backend.notifications.cli import notifications_group, push_group
     from backend.notifications.settings import DEFAULTS, NotificationSettings, check
 
-    for key, value in DEFAULTS.items():
-        app.config.setdefault(key, value)
+    add_defaults(app.config, DEFAULTS)
     check(app.config)
     app.extensions["carnet.notifications"] = NotificationSettings.from_config(app.config, app.instance_path)
     app.extensions["carnet.api"].register_blueprint(blp)

@@ -17,6 +17,7 @@ from backend.notifications import schemas as s
 from backend.notifications import service as notifications
 from backend.notifications.models import Notification, PushSubscription
 from backend.notifications.settings import NotificationSettings
+from backend.records.policy import Action
 
 blp = Blueprint("notifications", __name__, url_prefix="/api/v1", description="Notifications and push")
 
@@ -29,6 +30,11 @@ def _item(row: Notification) -> dict[str, Any]:
     return notifications.describe(row, language())
 
 
+def _for_representative() -> bool:
+    """A minor's legal representative reads the child's notifications without those about secret care."""
+    return web.current_actor().kind == "representative"
+
+
 @blp.route("/notifications")
 @blp.arguments(s.NotificationListArgs, location="query")
 @blp.response(200, s.NotificationPageOut)
@@ -39,10 +45,12 @@ def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
     session = get_session()
     patient = web.current_patient()
     rows = notifications.list_notifications(session, patient.id, limit=args["limit"] + 1,
-                                            after_id=web.decode_cursor(args["cursor"]), unread_only=args["unread"])
+                                            after_id=web.decode_cursor(args["cursor"]), unread_only=args["unread"],
+                                            for_representative=_for_representative())
     page, more = rows[: args["limit"]], len(rows) > args["limit"]
     return {"items": [_item(r) for r in page], "next_cursor": web.encode_cursor(page[-1].id) if more else None,
-            "unread_count": notifications.unread_count(session, patient.id)}
+            "unread_count": notifications.unread_count(session, patient.id,
+                                                      for_representative=_for_representative())}
 
 
 @blp.route("/notifications/unread-count")
@@ -51,7 +59,8 @@ def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
 @web.patient_required
 def unread_count() -> dict[str, Any]:
     """How many notifications are unread (the badge)."""
-    return {"unread_count": notifications.unread_count(get_session(), web.current_patient().id)}
+    return {"unread_count": notifications.unread_count(get_session(), web.current_patient().id,
+                                                       for_representative=_for_representative())}
 
 
 @blp.route("/notifications/<string:notification_id>")
@@ -60,17 +69,20 @@ def unread_count() -> dict[str, Any]:
 @web.patient_required
 def get_notification(notification_id: str) -> dict[str, Any]:
     """One notification, by the opaque id a push carries."""
-    return _item(notifications.get_notification(get_session(), web.current_patient().id, notification_id))
+    return _item(notifications.get_notification(get_session(), web.current_patient().id, notification_id,
+                                                for_representative=_for_representative()))
 
 
 @blp.route("/notifications/<string:notification_id>/read", methods=["POST"])
 @blp.response(200, s.NotificationOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.NOTIFICATION_SETTINGS)
 def mark_read(notification_id: str) -> dict[str, Any]:
     """Mark one notification read (idempotent)."""
     session = get_session()
-    row = notifications.mark_read(session, web.current_patient().id, notification_id)
+    row = notifications.mark_read(session, web.current_patient().id, notification_id,
+                                  for_representative=_for_representative())
     session.commit()
     return _item(row)
 
@@ -79,10 +91,11 @@ def mark_read(notification_id: str) -> dict[str, Any]:
 @blp.response(200, s.MarkedOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.NOTIFICATION_SETTINGS)
 def mark_all_read() -> dict[str, Any]:
     """Mark every notification read."""
     session = get_session()
-    marked = notifications.mark_all_read(session, web.current_patient().id)
+    marked = notifications.mark_all_read(session, web.current_patient().id, for_representative=_for_representative())
     session.commit()
     return {"marked": marked, "unread_count": 0}
 
@@ -102,6 +115,7 @@ def get_preferences() -> dict[str, Any]:
 @blp.response(200, s.PreferenceOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.NOTIFICATION_SETTINGS)
 def set_preference(body: dict[str, Any], kind: str) -> dict[str, Any]:
     """Switch a kind on or off per channel (422 for a kind that cannot be switched off)."""
     session = get_session()
@@ -152,6 +166,7 @@ def get_subscription() -> dict[str, Any]:
 @blp.response(200, s.PushSubscriptionOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.NOTIFICATION_SETTINGS)
 def put_subscription(body: dict[str, Any]) -> dict[str, Any]:
     """Register (or replace) this device's subscription: endpoint, p256dh, auth."""
     settings = _settings()
@@ -168,6 +183,7 @@ def put_subscription(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(204)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.NOTIFICATION_SETTINGS)
 def delete_subscription() -> None:
     """Stop push notifications on this device (the centre and email go on)."""
     session = get_session()

@@ -117,7 +117,7 @@ def _audience(session: Session, settings: NotificationSettings, patient_id: int,
         subscription_ids = list(session.scalars(
             select(PushSubscription.id).join(AuthToken, AuthToken.id == PushSubscription.auth_token_id).where(
                 PushSubscription.patient_id == patient_id, AuthToken.kind == TokenKind.ACCESS,
-                AuthToken.revoked_at.is_(None), AuthToken.expires_at > now)))
+                AuthToken.revoked_at.is_(None), AuthToken.expires_at > now - settings.push_device)))
     return _Audience(patient.state, patient.email, {p.kind: p for p in preferences(session, patient_id)},
                      subscription_ids)
 
@@ -227,10 +227,13 @@ def _send_one(session: Session, settings: NotificationSettings, sender: push.Pus
         log.warning("push delivery %s failed for good (status %s)", delivery.id, result.status)
 
 
-def forget_dead_subscriptions(session: Session, now: dt.datetime | None = None) -> int:
-    """A device signed out (revoked or expired token) must not be pushed to: drop its subscription."""
+def forget_dead_subscriptions(session: Session, now: dt.datetime | None = None,
+                              device_lifetime: dt.timedelta = dt.timedelta(0)) -> int:
+    """A device signed out (revoked token), or whose session ended longer than ``device_lifetime`` ago, must
+    not be pushed to: drop its subscription."""
     now = now or utcnow()
-    dead = select(AuthToken.id).where(or_(AuthToken.revoked_at.is_not(None), AuthToken.expires_at <= now))
+    dead = select(AuthToken.id).where(or_(AuthToken.revoked_at.is_not(None),
+                                          AuthToken.expires_at <= now - device_lifetime))
     removed = session.execute(delete(PushSubscription).where(PushSubscription.auth_token_id.in_(dead))
                               .execution_options(synchronize_session=False)).rowcount or 0
     session.commit()

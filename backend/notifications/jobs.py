@@ -175,7 +175,7 @@ def run_delivery(session: Session, settings: NotificationSettings, now: dt.datet
         report.dispatched += dispatched
         if dispatched < settings.batch_size:
             break
-    report.extra["subscriptions_forgotten"] = delivery.forget_dead_subscriptions(session, now)
+    report.extra["subscriptions_forgotten"] = delivery.forget_dead_subscriptions(session, now, settings.push_device)
     delivery.deliver_push(session, settings, now=now, report=report)
     delivery.send_outbox(session, settings, now=now, report=report)
     return report.as_dict()

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
@@ -28,6 +29,7 @@ from pywebpush import WebPusher
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from backend.accounts.hooks import on_account_event
 from backend.accounts.models import AuthToken
 from backend.db import utcnow
 from backend.errors import DomainError
@@ -85,25 +87,41 @@ def write_key_file(path: Path, pem: str) -> None:
 
 # --- where the server may push ----------------------------------------------------------------------------
 # A subscription names a URL our workers will POST to: it must not be a way into our own network (SSRF).
-# Endpoints must resolve to public addresses only (loopback is allowed in dev/tests with PUSH_ALLOW_HTTP);
-# the check is made at registration and again before sending (DNS may change), cached a few minutes.
+# Endpoints must resolve to public addresses only (loopback is allowed in dev/tests with PUSH_ALLOW_HTTP).
+# The name is resolved once, the addresses checked, and the connection made to the checked address itself
+# (``PinnedAdapter``: TLS still verifies the certificate for the name, sent as SNI and Host), so a name that
+# resolves elsewhere the second time (DNS rebinding) never reaches inside; redirects are never followed.
+# Checked addresses are kept a few minutes (a push per message must not cost a DNS query each).
 
-_RESOLVED: dict[tuple[str, bool], tuple[float, bool]] = {}
+_RESOLVED: dict[tuple[str, bool], tuple[float, tuple[str, ...]]] = {}
 _RESOLVE_TTL = 300.0
+_resolved_lock = threading.Lock()
 
 
-def public_host(host: str, *, allow_loopback: bool = False) -> bool:
+def public_addresses(host: str, *, allow_loopback: bool = False) -> tuple[str, ...]:
+    """The addresses ``host`` resolves to when every one of them is acceptable; () otherwise."""
     key = (host, allow_loopback)
-    cached = _RESOLVED.get(key)
+    with _resolved_lock:
+        cached = _RESOLVED.get(key)
     if cached is not None and time.monotonic() - cached[0] < _RESOLVE_TTL:
         return cached[1]
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)}
+        found = tuple(dict.fromkeys(info[4][0] for info in socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)))
     except (OSError, UnicodeError):
-        addresses = set()
-    ok = bool(addresses) and all(_acceptable(a, allow_loopback) for a in addresses)
-    _RESOLVED[key] = (time.monotonic(), ok)
-    return ok
+        found = ()
+    checked = found if found and all(_acceptable(a, allow_loopback) for a in found) else ()
+    with _resolved_lock:
+        _RESOLVED[key] = (time.monotonic(), checked)
+    return checked
+
+
+def public_host(host: str, *, allow_loopback: bool = False) -> bool:
+    return bool(public_addresses(host, allow_loopback=allow_loopback))
+
+
+def forget_resolutions() -> None:
+    with _resolved_lock:
+        _RESOLVED.clear()
 
 
 def _acceptable(address: str, allow_loopback: bool) -> bool:
@@ -179,6 +197,17 @@ def remove_subscription(session: Session, device: AuthToken, now: dt.datetime | 
     return bool(removed)
 
 
+@on_account_event("notifications.push_subscriptions", "closed", "opposed", "password_changed", "device_revoked",
+                  "signed_out")
+def _subscriptions_die_with_their_sessions(session: Session, patient_id: int, event: str, now: dt.datetime) -> None:
+    """A device signed out, revoked, or signed out by a password change or the closing of the account loses
+    its subscription now (the endpoint and keys themselves, not only the fan-out's attention)."""
+    dead = select(AuthToken.id).where(AuthToken.patient_id == patient_id, AuthToken.revoked_at.is_not(None))
+    session.execute(delete(PushSubscription).where(PushSubscription.patient_id == patient_id,
+                                                   PushSubscription.auth_token_id.in_(dead))
+                    .execution_options(synchronize_session=False))
+
+
 # --- the payload and one send ------------------------------------------------------------------------------
 
 def payload(kind: str, public_id: str) -> bytes:
@@ -199,6 +228,53 @@ class PushResult:
 URGENT_KINDS = {"emergency_access", "professional_access", "account"}
 
 
+class PinnedAdapter(HTTPAdapter):
+    """Connects to the address that was checked for a name (``pin``), never to what the name resolves to at
+    connection time. The request keeps its URL: the Host header and, over TLS, the SNI and the certificate's
+    name are the endpoint's name."""
+
+    def __init__(self) -> None:
+        super().__init__(max_retries=0)
+        self._pins: dict[tuple[str, int], str] = {}
+
+    def pin(self, host: str, port: int, address: str) -> None:
+        self._pins[(host.lower(), port)] = address
+
+    def get_connection_with_tls_context(self, request: Any, verify: Any, proxies: Any = None,
+                                        cert: Any = None) -> Any:
+        parts = urlsplit(request.url)
+        host = (parts.hostname or "").lower()
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        address = self._pins.get((host, port))
+        if address is None:  # a URL nobody checked (a redirect would be one): no connection at all
+            raise requests.exceptions.InvalidURL("push endpoint not checked before sending")
+        _host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
+        if parts.scheme == "https":
+            pool_kwargs = {**pool_kwargs, "server_hostname": host, "assert_hostname": host}
+        return self.poolmanager.connection_from_host(host=address, port=port, scheme=parts.scheme,
+                                                     pool_kwargs=pool_kwargs)
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        request.headers["Host"] = urlsplit(request.url).netloc.rsplit("@", 1)[-1]
+        return super().send(request, *args, **kwargs)
+
+
+class _PushHttp(requests.Session):
+    """A session that never follows a redirect (a 307 to an inside address is an SSRF) and ignores the
+    environment's proxies (they would connect elsewhere than the checked address)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trust_env = False
+        self.pinned = PinnedAdapter()
+        self.mount("https://", self.pinned)
+        self.mount("http://", self.pinned)
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["allow_redirects"] = False
+        return super().request(method, url, *args, **kwargs)
+
+
 class PushSender:
     """Signs and sends. VAPID headers are cached per push service origin (a JWT is valid for hours, so
     the ECDSA signature is not paid per message), and each thread keeps its HTTP connections alive."""
@@ -217,10 +293,10 @@ class PushSender:
         self._lock = threading.Lock()
         self._local = threading.local()
 
-    def _session(self) -> requests.Session:
+    def _session(self) -> _PushHttp:
         session = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = requests.Session()
+            session = self._local.session = _PushHttp()
         return session
 
     def vapid_headers(self, endpoint: str) -> dict[str, str]:
@@ -237,12 +313,20 @@ class PushSender:
             return dict(cached[1])
 
     def send(self, endpoint: str, p256dh: str, auth: str, data: bytes, *, urgency: str = "normal") -> PushResult:
-        if not public_host(urlsplit(endpoint).hostname or "", allow_loopback=self.allow_loopback):
+        parts = urlsplit(endpoint)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
             return PushResult("failed", None)
+        addresses = public_addresses(parts.hostname or "", allow_loopback=self.allow_loopback)
+        if not addresses:
+            return PushResult("failed", None)
+        http = self._session()  # this thread's: the pin holds for this send only
+        http.pinned.pin(parts.hostname or "", port, addresses[0])
         info = {"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}}
         headers = {**self.vapid_headers(endpoint), "Urgency": urgency}
         try:
-            response: Any = WebPusher(info, requests_session=self._session()).send(
+            response: Any = WebPusher(info, requests_session=http).send(
                 data, headers, ttl=self.ttl, content_encoding="aes128gcm", timeout=self.timeout)
         except requests.RequestException:
             return PushResult("retry", None)
@@ -253,7 +337,9 @@ class PushSender:
             return PushResult("gone", status)
         if status == 429 or status >= 500:
             return PushResult("retry", status, _retry_after(response.headers.get("Retry-After")))
-        return PushResult("failed", status)  # 400 (bad request), 403 (VAPID refused), 413…
+        # 400 (bad request), 403 (VAPID refused), 413…, and any redirect: a push service does not move, and
+        # following one would be posting where nobody checked
+        return PushResult("failed", status)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -6,22 +6,28 @@ No Flask here: functions take a Session and only flush; the caller commits.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, event, func, or_, select, update
+from sqlalchemy import String, and_, bindparam, cast, event, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.db import utcnow
 from backend.errors import DomainError, NotFound
 from backend.notifications import messages
 from backend.notifications.models import Notification, NotificationPreference
+from backend.records.models import Document
 
 # Kinds the patient can switch off, and the ones they cannot (any professional or emergency access).
 SWITCHABLE_KINDS = ("message", "document", "appointment", "service", "screening")
 MANDATORY_KINDS = ("professional_access", "emergency_access", "account")
 KINDS = SWITCHABLE_KINDS + MANDATORY_KINDS
 CHANNELS = ("push", "email")
+
+
+# built once: ITI-67 asks it on every search (the day's access notification of a professional in a record)
+_BY_DEDUPE_KEY = select(Notification).where(Notification.dedupe_key == bindparam("dedupe_key"))
 
 
 def notify(session: Session, patient_id: int, kind: str, *, ref_type: str | None = None, ref_id: str | int | None = None,
@@ -34,7 +40,7 @@ def notify(session: Session, patient_id: int, kind: str, *, ref_type: str | None
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
     if dedupe_key is not None:
-        existing = session.scalar(select(Notification).where(Notification.dedupe_key == dedupe_key))
+        existing = session.scalar(_BY_DEDUPE_KEY, {"dedupe_key": dedupe_key})
         if existing is not None:
             return existing
         if session.get_bind().dialect.name == "postgresql":
@@ -60,7 +66,7 @@ def _notify_once(session: Session, patient_id: int, kind: str, ref_type: str | N
         dedupe_key=dedupe_key, created_at=now or utcnow()).on_conflict_do_nothing(
         index_elements=[Notification.dedupe_key]).returning(Notification)).one_or_none()
     if created is None:
-        existing = session.scalar(select(Notification).where(Notification.dedupe_key == dedupe_key))
+        existing = session.scalar(_BY_DEDUPE_KEY, {"dedupe_key": dedupe_key})
         assert existing is not None
         return existing
     if created.created_at <= utcnow():
@@ -71,6 +77,15 @@ def _notify_once(session: Session, patient_id: int, kind: str, ref_type: str | N
 # --- dispatch right after the commit (one task per transaction, whatever the number of records) ---------
 
 _PENDING_KEY = "carnet.notifications.pending"
+# The task that fans records out right after their commit. It lives above this module (in
+# ``backend.notifications.tasks``, which registers it when the app loads it): without one, the periodic
+# ``deliver`` job still delivers every record, later.
+_dispatch_task: Callable[[list[int]], Any] | None = None
+
+
+def dispatch_with(task: Callable[[list[int]], Any]) -> None:
+    global _dispatch_task
+    _dispatch_task = task
 
 
 class _DispatchAfterCommit:
@@ -83,10 +98,8 @@ class _DispatchAfterCommit:
 
     def __call__(self) -> None:
         ids = self.session.info.pop(_PENDING_KEY, [])
-        if ids:
-            from backend.notifications.tasks import dispatch_notifications
-
-            dispatch_notifications(ids)
+        if ids and _dispatch_task is not None:
+            _dispatch_task(ids)
 
 
 def _dispatch_after_commit(session: Session, notification_id: int) -> None:
@@ -105,15 +118,24 @@ def _forget_pending(session: Session) -> None:
 
 # --- the in-app centre -------------------------------------------------------------------------------------
 
-def _due(patient_id: int, now: dt.datetime) -> Any:
-    return and_(Notification.patient_id == patient_id, Notification.created_at <= now)
+def _due(patient_id: int, now: dt.datetime, for_representative: bool = False) -> Any:
+    """The patient's notifications due by now; read by a minor's legal representative, none about a document
+    flagged INVISIBLE_REPRESENTANTS_LEGAUX (the minor's secrecy)."""
+    due = and_(Notification.patient_id == patient_id, Notification.created_at <= now)
+    if not for_representative:
+        return due
+    secret = select(cast(Document.id, String)).where(Document.patient_id == patient_id,
+                                                     Document.invisible_legal_representatives.is_(True))
+    return and_(due, or_(Notification.ref_type.is_(None), Notification.ref_type != "document",
+                         Notification.ref_id.is_(None), Notification.ref_id.not_in(secret)))
 
 
 def list_notifications(session: Session, patient_id: int, *, limit: int, after_id: int | None = None,
-                       unread_only: bool = False, now: dt.datetime | None = None) -> list[Notification]:
+                       unread_only: bool = False, now: dt.datetime | None = None,
+                       for_representative: bool = False) -> list[Notification]:
     """Newest first. ``after_id`` is the last record of the previous page (keyset on (created_at, id))."""
     now = now or utcnow()
-    stmt = select(Notification).where(_due(patient_id, now))
+    stmt = select(Notification).where(_due(patient_id, now, for_representative))
     if unread_only:
         stmt = stmt.where(Notification.read_at.is_(None))
     if after_id is not None:
@@ -127,33 +149,38 @@ def list_notifications(session: Session, patient_id: int, *, limit: int, after_i
     return list(session.scalars(stmt))
 
 
-def unread_count(session: Session, patient_id: int, now: dt.datetime | None = None) -> int:
+def unread_count(session: Session, patient_id: int, now: dt.datetime | None = None, *,
+                 for_representative: bool = False) -> int:
     now = now or utcnow()
     return session.scalar(select(func.count()).select_from(Notification).where(
-        _due(patient_id, now), Notification.read_at.is_(None))) or 0
+        _due(patient_id, now, for_representative), Notification.read_at.is_(None))) or 0
 
 
-def get_notification(session: Session, patient_id: int, public_id: str, now: dt.datetime | None = None
-                     ) -> Notification:
+def get_notification(session: Session, patient_id: int, public_id: str, now: dt.datetime | None = None, *,
+                     for_representative: bool = False) -> Notification:
     now = now or utcnow()
-    row = session.scalar(select(Notification).where(_due(patient_id, now), Notification.public_id == public_id))
+    row = session.scalar(select(Notification).where(_due(patient_id, now, for_representative),
+                                                    Notification.public_id == public_id))
     if row is None:
         raise NotFound("notification_not_found")
     return row
 
 
-def mark_read(session: Session, patient_id: int, public_id: str, now: dt.datetime | None = None) -> Notification:
+def mark_read(session: Session, patient_id: int, public_id: str, now: dt.datetime | None = None, *,
+              for_representative: bool = False) -> Notification:
     now = now or utcnow()
-    row = get_notification(session, patient_id, public_id, now)
+    row = get_notification(session, patient_id, public_id, now, for_representative=for_representative)
     if row.read_at is None:
         row.read_at = now
         session.flush()
     return row
 
 
-def mark_all_read(session: Session, patient_id: int, now: dt.datetime | None = None) -> int:
+def mark_all_read(session: Session, patient_id: int, now: dt.datetime | None = None, *,
+                  for_representative: bool = False) -> int:
     now = now or utcnow()
-    result = session.execute(update(Notification).where(_due(patient_id, now), Notification.read_at.is_(None))
+    result = session.execute(update(Notification).where(_due(patient_id, now, for_representative),
+                                                        Notification.read_at.is_(None))
                              .values(read_at=now))
     return result.rowcount or 0
 

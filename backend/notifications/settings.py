@@ -18,6 +18,9 @@ DEFAULTS: dict[str, Any] = {
     "PUSH_BACKOFF_SECONDS": 60,          # 1, 2, 4, 8… minutes
     "PUSH_BACKOFF_MAX_SECONDS": 3600,
     "PUSH_ALLOW_HTTP": False,            # plain-http endpoints: only for a loopback service in tests/dev
+    # A device whose session ran out (idle, or its 12 hours) still gets the content-free pushes this long, so
+    # that tomorrow's reminder reaches the phone; a sign-out, a revocation or a password change ends it at once.
+    "PUSH_DEVICE_DAYS": 30,
     # Email (the outbox is sent over SMTP; without a host, emails wait in the outbox)
     "SMTP_HOST": None,
     "SMTP_PORT": 587,
@@ -44,6 +47,7 @@ class NotificationSettings:
     push_backoff: dt.timedelta = dt.timedelta(seconds=60)
     push_backoff_max: dt.timedelta = dt.timedelta(seconds=3600)
     push_allow_http: bool = False
+    push_device: dt.timedelta = dt.timedelta(days=30)
     smtp_host: str | None = None
     smtp_port: int = 587
     smtp_username: str | None = None
@@ -67,6 +71,7 @@ class NotificationSettings:
             push_backoff=dt.timedelta(seconds=float(config["PUSH_BACKOFF_SECONDS"])),
             push_backoff_max=dt.timedelta(seconds=float(config["PUSH_BACKOFF_MAX_SECONDS"])),
             push_allow_http=bool(config["PUSH_ALLOW_HTTP"]),
+            push_device=dt.timedelta(days=float(config["PUSH_DEVICE_DAYS"])),
             smtp_host=config["SMTP_HOST"] or None,
             smtp_port=int(config["SMTP_PORT"]),
             smtp_username=config["SMTP_USERNAME"] or None,

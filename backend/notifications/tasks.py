@@ -16,7 +16,7 @@ from huey import crontab
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from backend.notifications import delivery, jobs
+from backend.notifications import delivery, jobs, service
 from backend.notifications.models import OutboxEmail
 from backend.notifications.settings import NotificationSettings
 from backend.tasks import app_task, bound_app, enqueue_after_commit, queue
@@ -36,6 +36,9 @@ def dispatch_notifications(session: Session, ids: list[int]) -> dict[str, Any]:
     report.dispatched = delivery.dispatch(session, s, ids=list(ids))
     delivery.deliver_push(session, s, notification_ids=list(ids), report=report)
     return report.as_dict()
+
+
+service.dispatch_with(dispatch_notifications)
 
 
 @app_task(retries=3, retry_delay=5, retry_backoff=2)

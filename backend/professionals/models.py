@@ -19,6 +19,9 @@ class Professional(Base):
     profession_code: Mapped[str] = mapped_column(String(8))
     specialty_code: Mapped[str | None] = mapped_column(String(32))
     organisation: Mapped[str | None] = mapped_column(String(300))
+    # The structure the professional acts for (national structure identifier, idNat_Struct: "1" + FINESS,
+    # "3" + SIRET…), as their identity provider states it: what "the author's structure" is compared with.
+    structure_id: Mapped[str | None] = mapped_column(String(32))
     samu_regulator: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

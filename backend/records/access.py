@@ -1,9 +1,10 @@
-"""Reading the record through the policy, with its trace: the function every read path calls.
+"""Reading and writing the record through the policy, with its trace: the functions every path calls.
 
 ``authorize`` asks :func:`backend.records.policy.decide`, writes the access to the audit trail in the
 caller's transaction (granted or refused, with the purpose and the emergency reason), and for a declared
 emergency records a time-limited ``EmergencyAccess`` and notifies the patient (who cannot switch that
 notification off). A refusal raises :class:`AccessRefused` after the trace is written (``persist``).
+``authorize_write`` is its counterpart for writes (``policy.decide_write``): refusals traced, then 403.
 """
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.audit import service as audit
-from backend.db import utcnow
-from backend.errors import DomainError
+from backend.db import ROW_ID_MAX, utcnow
+from backend.errors import DomainError, Forbidden, NotFound
 from backend.notifications.service import notify
-from backend.records.models import EmergencyAccess, Record
-from backend.records.policy import EMERGENCY_PURPOSES, Actor, Decision, Purpose, Scope, decide, settings_of
+from backend.records.models import Document, EmergencyAccess, Record
+from backend.records.policy import (EMERGENCY_PURPOSES, NO_TARGET, Action, Actor, Area, Decision, Purpose, Scope,
+                                    decide, decide_write, refusal_code, settings_of)
 
 
 class AccessRefused(DomainError):
@@ -38,13 +40,70 @@ def _actor_fields(actor: Actor) -> tuple[str, str]:
 def authorize(session: Session, actor: Actor, patient_id: int, action: str, *, purpose: Purpose = Purpose.TREAT,
               reason: str | None = None, details: dict[str, Any] | None = None,
               matrix: dict[str, dict[str, list[str]]] | None = None, now: dt.datetime | None = None,
-              audit_owner: bool = False) -> Scope:
+              audit_owner: bool = False, area: Area = Area.DOCUMENTS) -> Scope:
     """Decide, trace, and return the scope; raise AccessRefused (403) with the trace kept.
 
     The patient's own reads are not traced unless ``audit_owner`` (their history shows what others did).
     """
     now = now or utcnow()
-    decision = decide(session, actor, patient_id, purpose=purpose, reason=reason, matrix=matrix, now=now)
+    decision = decide(session, actor, patient_id, purpose=purpose, reason=reason, matrix=matrix, now=now, area=area)
+    return _traced(session, actor, patient_id, action, decision, purpose=purpose, reason=reason, details=details,
+                   now=now, audit_owner=audit_owner)
+
+
+def authorize_document(session: Session, actor: Actor, document_id: int | None, action: str, *,
+                       patient_id: int | None = None, purpose: Purpose = Purpose.TREAT, reason: str | None = None,
+                       details: dict[str, Any] | None = None, missing: DomainError | None = None,
+                       conceal_refusal: bool = False, now: dt.datetime | None = None) -> Document:
+    """One document, read under the record's decision: every single-document read goes through here.
+
+    ``patient_id``: the record the reader is in (the app's chosen record, a service's patient); without it
+    the document's own (a professional's read by id), and then its absence is answered before any decision.
+    A document that does not exist, is another record's or lies outside the granted scope is ``missing``
+    (404, ``document_not_found`` by default), the last traced as a refusal (``out_of_scope``); a refused
+    decision is traced and raised (403), or answered as ``missing`` under ``conceal_refusal`` (a professional
+    or a service learns nothing of documents they may not see). A granted read is traced like :func:`authorize`.
+    """
+    now = now or utcnow()
+    missing = missing or NotFound("document_not_found")
+    doc = _document_row(session, document_id)
+    if patient_id is None:
+        if doc is None:
+            raise missing
+        patient_id = doc.patient_id
+    decision = decide(session, actor, patient_id, purpose=purpose, reason=reason, now=now)
+    ours = doc is not None and doc.patient_id == patient_id
+    trace = {"document_id": document_id, **({"category": doc.category} if ours else {}), **(details or {})}
+    if decision.allowed:
+        if not ours:
+            raise missing
+        assert doc is not None and decision.scope is not None
+        if not decision.scope.permits(doc):
+            actor_type, actor_id = _actor_fields(actor)
+            audit.record(session, actor_type=actor_type, actor_id=actor_id, action="document.read.refused",
+                         patient_id=patient_id, purpose=decision.purpose.value,
+                         details={"decision": "out_of_scope", **trace}, at=now)
+            missing.persist = True
+            raise missing
+    try:
+        _traced(session, actor, patient_id, action, decision, purpose=purpose, reason=reason, details=trace, now=now)
+    except AccessRefused:
+        if not conceal_refusal:
+            raise
+        missing.persist = True
+        raise missing from None
+    assert doc is not None
+    return doc
+
+
+def _document_row(session: Session, document_id: int | None) -> Document | None:
+    """The row of an identifier (none for one that cannot be a row's: out of the column's range)."""
+    return session.get(Document, document_id) if document_id is not None and 0 < document_id <= ROW_ID_MAX else None
+
+
+def _traced(session: Session, actor: Actor, patient_id: int, action: str, decision: Decision, *, purpose: Purpose,
+            reason: str | None, details: dict[str, Any] | None, now: dt.datetime, audit_owner: bool = False) -> Scope:
+    """A decision made: written to the trail (granted or refused), an emergency opened; a refusal raised."""
     actor_type, actor_id = _actor_fields(actor)
     trace = {"decision": decision.reason, **(details or {})}
     if decision.emergency:
@@ -89,3 +148,41 @@ def _open_emergency(session: Session, actor: Actor, patient_id: int, decision: D
                      patient_id=patient_id, purpose=decision.purpose.value,
                      details={"medecin_traitant_id": mt, "emergency_access_id": access.id,
                               "professional_rpps": actor.professional.rpps}, at=now)
+
+
+class WriteRefused(AccessRefused, Forbidden):
+    """A write the policy refused: 403 with the rule's code; the refusal's trace is kept (``persist``)."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision)
+        self.code = refusal_code(decision)
+
+
+def authorize_write(session: Session, actor: Actor, patient_id: int, action: Action, *, target: Any = NO_TARGET,
+                    details: dict[str, Any] | None = None, concealed: DomainError | None = None,
+                    trace: str | None = None, now: dt.datetime | None = None) -> Decision:
+    """Decide a write; a refusal is traced (``<action>.refused``, with the reason) in the caller's transaction
+    and raised as :class:`WriteRefused` (403). Call it before writing anything: the error handler commits
+    a refusal's trace, so a write flushed before it would be kept too.
+
+    ``concealed``: the caller's answer for a record it may not learn about (none, opposed or closed), the
+    same as for an unknown patient; raised in place of the refusal, the trace kept. A granted write is
+    traced by the service that makes it (``document.stored``, ``agenda.appointment_created``…), or here
+    under ``trace`` when that service does not name the actor (a connected service's measure).
+    """
+    now = now or utcnow()
+    decision = decide_write(session, actor, patient_id, action, target=target, now=now)
+    if decision.allowed:
+        if trace:
+            actor_type, actor_id = _actor_fields(actor)
+            audit.record(session, actor_type=actor_type, actor_id=actor_id, action=trace, patient_id=patient_id,
+                         details={"decision": decision.reason, **(details or {})}, at=now)
+        return decision
+    if decision.reason != "no_record":
+        actor_type, actor_id = _actor_fields(actor)
+        audit.record(session, actor_type=actor_type, actor_id=actor_id, action=f"{action.value}.refused",
+                     patient_id=patient_id, details={"decision": decision.reason, **(details or {})}, at=now)
+    if concealed is not None and decision.reason in ("no_record", "account_closed"):
+        concealed.persist = True
+        raise concealed
+    raise WriteRefused(decision)

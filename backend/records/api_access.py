@@ -24,6 +24,7 @@ from backend.records import consents, history
 from backend.records import messages_access  # noqa: F401  (registers the texts)
 from backend.records import policy
 from backend.records import schemas_access as s
+from backend.records.policy import Action
 
 blp = Blueprint("record_access", __name__, url_prefix="/api/v1/record",
                 description="Who may see the record: authorisations, blocks, emergency settings, access history")
@@ -165,6 +166,7 @@ class Consents(MethodView):
     @blp.alt_response(200, schema=s.AccessConsentOut, description="Already authorised")
     @blp.doc(**SECURED)
     @web.patient_required
+    @web.writes(Action.ACCESS_CONSENTS)
     def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """Authorise a professional (found in the directory) to read your record."""
         session = get_session()
@@ -179,6 +181,7 @@ class Consents(MethodView):
 @blp.response(204)
 @blp.doc(**SECURED)
 @web.patient_required
+@web.writes(Action.ACCESS_CONSENTS)
 def revoke(professional_id: int) -> None:
     """Withdraw a professional's authorisation; their next request is refused."""
     session = get_session()
@@ -204,6 +207,7 @@ class Blocks(MethodView):
     @blp.alt_response(200, schema=s.AccessBlockOut, description="Already blocked")
     @blp.doc(**SECURED)
     @web.patient_required
+    @web.writes(Action.ACCESS_BLOCKS)
     def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """Block a professional by RPPS (even one not in the directory): beats everything, emergencies included."""
         session = get_session()
@@ -219,6 +223,7 @@ class Blocks(MethodView):
 @blp.response(204)
 @blp.doc(**SECURED)
 @web.patient_required
+@web.writes(Action.ACCESS_BLOCKS)
 def unblock(rpps: str) -> None:
     """Unblock an RPPS."""
     session = get_session()
@@ -232,6 +237,8 @@ def _role_view(role: str, setter: Any, what: str) -> type[MethodView]:
         @blp.response(200, s.AccessRoleOut)
         @blp.doc(**SECURED, summary=f"Name your {what}")
         @web.patient_required
+        @web.writes(Action.ACCESS_CARE_TEAM)
+        @web.writes(Action.ACCESS_CARE_TEAM)
         def put(self, body: dict[str, Any]) -> dict[str, Any]:
             session = get_session()
             patient_id = web.current_patient().id
@@ -243,6 +250,8 @@ def _role_view(role: str, setter: Any, what: str) -> type[MethodView]:
         @blp.response(204)
         @blp.doc(**SECURED, summary=f"Remove your {what}")
         @web.patient_required
+        @web.writes(Action.ACCESS_CARE_TEAM)
+        @web.writes(Action.ACCESS_CARE_TEAM)
         def delete(self) -> None:
             session = get_session()
             setter(session, web.current_patient().id, None)
@@ -263,11 +272,13 @@ blp.route("/access/administrator")(_role_view("administrator", consents.set_admi
 @blp.response(200, s.EmergencySwitchesOut)
 @blp.doc(**SECURED)
 @web.patient_required
+@web.writes(Action.ACCESS_EMERGENCY)
 def emergency(body: dict[str, Any]) -> dict[str, bool]:
     """Change the emergency switches (SAMU, break the glass, masked documents); needs the password."""
     session = get_session()
     result = consents.set_emergency_switches(session, web.throttle(), web.current_patient(), body["password"],
-                                             samu=body["samu"], btg=body["btg"], masked=body["masked"])
+                                             samu=body["samu"], btg=body["btg"], masked=body["masked"],
+                                             signed_in=web.current_account())
     session.commit()
     return _switches(result)
 
@@ -280,7 +291,8 @@ def _filter(args: dict[str, Any]) -> history.HistoryFilter:
         raise DomainError("history_invalid_range")
     start, end = history.local_day_bounds(since, until)
     return history.HistoryFilter(actor_kinds=tuple(args["actor"]), actions=tuple(args["action"]), since=start,
-                                 until=end, emergency_only=args["emergency"])
+                                 until=end, emergency_only=args["emergency"],
+                                 hide_legal_secret=web.current_actor().kind == "representative")
 
 
 @blp.route("/history")
@@ -326,5 +338,5 @@ def history_export(args: dict[str, Any]) -> Response:
     response = Response(body, mimetype=mimetype)
     if mimetype == "text/csv":
         response.headers["Content-Type"] = "text/csv; charset=utf-8"
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Content-Disposition"] = web.disposition(name)
     return response

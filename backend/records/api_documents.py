@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import unicodedata
 from typing import Any
-from urllib.parse import quote
 
 from flask import Response, current_app, url_for
 from flask.views import MethodView
@@ -22,9 +21,9 @@ from backend.i18n import message
 from backend.records import documents as docs
 from backend.records import schemas_documents as s
 from backend.records import vault, viewer
-from backend.records.access import authorize
+from backend.records.access import authorize, authorize_document
 from backend.records.models import Document
-from backend.records.policy import Actor, Scope
+from backend.records.policy import Action, Actor, Scope
 
 blp = web.Blueprint("record_documents", __name__, url_prefix="/api/v1/record/documents",
                     description="The patient's documents: list, view, download, upload, masking")
@@ -39,13 +38,15 @@ IMAGE = {"description": "The page as an image",
 # Types a download is served as; anything else goes out as application/octet-stream.
 SERVED_TYPES = {"application/pdf", "image/png", "image/jpeg", "image/tiff", "application/rtf", "text/rtf",
                 "text/plain", "text/xml", "application/xml", "application/hl7-v3+xml", "application/dicom"}
-EXTENSIONS = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg", "image/tiff": "tif",
-              "application/rtf": "rtf", "text/rtf": "rtf", "text/plain": "txt", "text/xml": "xml",
-              "application/xml": "xml", "application/hl7-v3+xml": "xml", "application/dicom": "dcm"}
-
 
 def _scope(session: Session, patient_id: int, action: str) -> Scope:
-    return authorize(session, Actor.patient(patient_id), patient_id, action)
+    return authorize(session, web.current_actor(), patient_id, action)
+
+
+def _document(session: Session, document_id: int, action: str) -> Document:
+    """A document of the record the reader is in, under its decision (a refusal is a 403, a document out of
+    their scope the same 404 as a missing one)."""
+    return authorize_document(session, web.current_actor(), document_id, action, patient_id=web.current_patient().id)
 
 
 def upload_max_bytes() -> int:
@@ -72,11 +73,18 @@ def _view(content: bytes) -> viewer.View:
         return viewer.View("download", "damaged")
 
 
+def _coded(code: str | None, display: str | None) -> dict[str, str | None] | None:
+    return {"code": code, "display": display} if code else None
+
+
 def _detail(doc: Document, content: bytes) -> dict[str, Any]:
     view = _view(content)
     own = doc.source == "patient"
     return {**_item(doc), "comment": doc.patient_comment, "format_code": doc.format_code,
             "confidentiality": doc.confidentiality, "sha256": doc.sha256,
+            # where the care took place (XDS healthcareFacilityTypeCode, practiceSettingCode), as the sender said
+            "facility_type": _coded(doc.facility_type_code, doc.facility_type_display),
+            "practice_setting": _coded(doc.practice_setting_code, doc.practice_setting_display),
             "viewer": {"kind": view.kind, "source": view.source, "page_count": view.page_count,
                        "page_type": view.page_type},
             "actions": {"delete": own, "request_removal": not own and doc.removal_requested_at is None,
@@ -117,6 +125,7 @@ class Documents(MethodView):
     @blp.response(201, s.DocumentDetailOut)
     @blp.doc(security=[{"bearer": []}])
     @web.patient_required
+    @web.writes(Action.DOCUMENT_UPLOAD)
     def post(self, form: dict[str, Any]) -> dict[str, Any]:
         """Add a document (multipart: ``file``; optional ``category``, ``title``, ``comment``, ``service_date``).
 
@@ -148,6 +157,7 @@ class Settings(MethodView):
     @blp.response(200, s.DocumentSettings)
     @blp.doc(security=[{"bearer": []}])
     @web.patient_required
+    @web.writes(Action.DOCUMENT_MASK)
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
         """Mask new documents by default: every new professional document arrives masked (MASQUE_PS)."""
         session = get_session()
@@ -164,17 +174,17 @@ class DocumentDetail(MethodView):
     def get(self, document_id: int) -> dict[str, Any]:
         """One document: metadata, how the app can show it (viewer), what the patient may do with it."""
         session = get_session()
-        pid = web.current_patient().id
-        doc = docs.get_document(session, _scope(session, pid, "document.read"), document_id)
+        doc = _document(session, document_id, "document.read")
         return _detail(doc, docs.read_content(session, vault(session), doc))
 
     @blp.response(204)
     @blp.doc(security=[{"bearer": []}])
     @web.patient_required
+    @web.writes(Action.DOCUMENT_DELETE)
     def delete(self, document_id: int) -> None:
         """Delete a document the patient added (others' documents: ask for their removal)."""
         session = get_session()
-        docs.delete_upload(session, web.current_patient().id, document_id)
+        docs.delete_upload(session, web.current_patient().id, document_id, actor=web.current_actor())
         session.commit()
 
 
@@ -184,12 +194,11 @@ class DocumentDetail(MethodView):
 def download(document_id: int) -> Response:
     """The original bytes, as an attachment, byte-for-byte as received."""
     session = get_session()
-    pid = web.current_patient().id
-    doc = docs.get_document(session, _scope(session, pid, "document.download"), document_id)
+    doc = _document(session, document_id, "document.download")
     content = docs.read_content(session, vault(session), doc)
     served = doc.mime_type if doc.mime_type in SERVED_TYPES else "application/octet-stream"
     response = Response(content, status=200, content_type=served)
-    response.headers["Content-Disposition"] = _disposition("attachment", _filename(doc))
+    response.headers["Content-Disposition"] = web.disposition(_filename(doc))
     return _guarded(response)
 
 
@@ -200,8 +209,7 @@ def download(document_id: int) -> Response:
 def pages(document_id: int) -> dict[str, Any]:
     """How many page images the document has (PDF, CDA level 1 carrying a PDF, images) and their URLs."""
     session = get_session()
-    pid = web.current_patient().id
-    doc = docs.get_document(session, _scope(session, pid, "document.read"), document_id)
+    doc = _document(session, document_id, "document.read")
     view = _view(docs.read_content(session, vault(session), doc))
     if view.kind != "pages" or not view.page_count:
         raise viewer.NotViewable()
@@ -217,12 +225,11 @@ def pages(document_id: int) -> dict[str, Any]:
 def page_image(args: dict[str, Any], document_id: int, number: int) -> Response:
     """Page ``number`` (from 1) as an image: PDF pages rendered as PNG (width capped), images as they are."""
     session = get_session()
-    pid = web.current_patient().id
-    doc = docs.get_document(session, _scope(session, pid, "document.read"), document_id)
+    doc = _document(session, document_id, "document.read")
     content = docs.read_content(session, vault(session), doc)
     image, mime = viewer.render_page(content, number, args["width"])
     response = Response(image, status=200, content_type=mime)
-    response.headers["Content-Disposition"] = _disposition("inline", f"page-{number}.{EXTENSIONS[mime]}")
+    response.headers["Content-Disposition"] = web.disposition(f"page-{number}.{docs.file_extension(mime)}", inline=True)
     return _guarded(response)
 
 
@@ -233,8 +240,7 @@ def page_image(args: dict[str, Any], document_id: int, number: int) -> Response:
 def narrative(document_id: int) -> dict[str, Any]:
     """The readable content of a CDA level 3 (or of a text document): sections of plain-text blocks."""
     session = get_session()
-    pid = web.current_patient().id
-    doc = docs.get_document(session, _scope(session, pid, "document.read"), document_id)
+    doc = _document(session, document_id, "document.read")
     result = viewer.narrative(docs.read_content(session, vault(session), doc))
     return {**result.as_dict(), "text": result.plain_text()}
 
@@ -244,10 +250,12 @@ def narrative(document_id: int) -> dict[str, Any]:
 @blp.response(200, s.DocumentOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.DOCUMENT_REMOVAL_REQUEST)
 def removal_request(body: dict[str, Any], document_id: int) -> dict[str, Any]:
     """Ask for the removal of a document a professional recorded (a request, not a deletion)."""
     session = get_session()
-    doc = docs.request_removal(session, web.current_patient().id, document_id, body["reason"])
+    doc = docs.request_removal(session, web.current_patient().id, document_id, body["reason"],
+                             actor=web.current_actor())
     session.commit()
     return _item(doc)
 
@@ -256,10 +264,11 @@ def removal_request(body: dict[str, Any], document_id: int) -> dict[str, Any]:
 @blp.response(200, s.DocumentOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.DOCUMENT_MASK)
 def mask(document_id: int) -> dict[str, Any]:
     """Mask the document from professionals (MASQUE_PS): only its author and the administrator still see it."""
     session = get_session()
-    doc = docs.set_masked(session, web.current_patient().id, document_id, True)
+    doc = docs.set_masked(session, web.current_patient().id, document_id, True, actor=web.current_actor())
     session.commit()
     return _item(doc)
 
@@ -268,10 +277,11 @@ def mask(document_id: int) -> dict[str, Any]:
 @blp.response(200, s.DocumentOut)
 @blp.doc(security=[{"bearer": []}])
 @web.patient_required
+@web.writes(Action.DOCUMENT_MASK)
 def unmask(document_id: int) -> dict[str, Any]:
     """Make a masked document visible again to the professionals who may read the record."""
     session = get_session()
-    doc = docs.set_masked(session, web.current_patient().id, document_id, False)
+    doc = docs.set_masked(session, web.current_patient().id, document_id, False, actor=web.current_actor())
     session.commit()
     return _item(doc)
 
@@ -285,23 +295,18 @@ def _guarded(response: Response) -> Response:
 
 
 def _filename(doc: Document) -> str:
-    ext = EXTENSIONS.get(doc.mime_type, "bin")
+    ext = docs.file_extension(doc.mime_type)
     stem = "".join(ch for ch in doc.title if unicodedata.category(ch)[0] not in "CZ" or ch == " ")
     stem = "".join("-" if ch in '\\/:*?"<>|;' else ch for ch in stem).strip(" .-")[:100] or "document"
     return f"{stem}.{ext}"
 
 
-def _disposition(kind: str, filename: str) -> str:
-    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode() or "document"
-    ascii_name = ascii_name.replace('"', "").replace("\\", "")
-    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
-
-
 # --- home ----------------------------------------------------------------------------------------------
 
-def home_section(session: Session, patient_id: int) -> dict[str, Any]:
-    """The records part of the home summary: documents others added recently (constant query count)."""
-    count, latest = docs.new_documents(session, patient_id)
+def home_section(session: Session, patient_id: int, actor: Actor | None = None) -> dict[str, Any]:
+    """The records part of the home summary: documents others added recently (constant query count), as the
+    acting person may see them."""
+    count, latest = docs.new_documents(session, patient_id, actor=actor)
     return {"new_documents_count": count,
             "new_documents_label": message("home_new_documents", count=count) if count else None,
             "new_documents": [{"id": d.id, "title": d.title, "category": d.category,

@@ -24,7 +24,7 @@ from backend.records import profile_kinds as pk
 from backend.records import schemas_profile as s
 from backend.records.access import authorize
 from backend.records.crypto import Vault
-from backend.records.policy import Actor, Scope
+from backend.records.policy import Action, Area, Scope
 
 blp = Blueprint("record_profile", __name__, url_prefix="/api/v1/record",
                 description="Medical profile, measures, advance directives and wishes")
@@ -37,7 +37,7 @@ def _open(action: str) -> tuple[Session, Vault, Scope, int]:
     """The session, the vault and the patient's scope (decided by the policy)."""
     session = get_session()
     patient_id = web.current_patient().id
-    scope = authorize(session, Actor.patient(patient_id), patient_id, action)
+    scope = authorize(session, web.current_actor(), patient_id, action, area=Area.PROFILE)
     return session, records.vault(session), scope, patient_id
 
 
@@ -74,7 +74,7 @@ def _directives(current: dict[str, Any], organ: dict[str, Any] | None) -> dict[s
 def profile_page() -> dict[str, Any]:
     """Everything the profile screen shows, in one call whose query count does not depend on the record."""
     session, vault, scope, patient_id = _open("profile.read")
-    page = service.profile_page(session, vault, patient_id)
+    page = service.profile_page(session, vault, patient_id, scope=scope)
     counts = views.view_counts(session, scope, now=web.now(), months=_months())
     for kind, bucket in page["entries"].items():
         bucket["label"] = message(f"profile_kind_{kind}")
@@ -82,7 +82,7 @@ def profile_page() -> dict[str, Any]:
         summary["label"] = message(f"measure_{summary['type']}")
     return {**page, "directives": _directives(page["directives"], page.pop("organ_donation")),
             "views": {"dispensed": counts.dispensed, "reimbursements": counts.reimbursements,
-                      "oncology": counts.oncology}}
+                      "oncology": counts.oncology, "proposals": page.pop("proposals")}}
 
 
 @blp.route("/profile/kinds")
@@ -114,8 +114,8 @@ def kinds() -> dict[str, Any]:
 @web.patient_required
 def conflict_groups() -> dict[str, Any]:
     """Imported entries that disagree with others, to confirm or hide one by one."""
-    session, vault, _, patient_id = _open("profile.read")
-    return {"items": service.conflicts(session, vault, patient_id)}
+    session, vault, scope, patient_id = _open("profile.read")
+    return {"items": service.conflicts(session, vault, patient_id, scope)}
 
 
 # --- measures (static paths: they win over /profile/<kind>) -------------------------------------------
@@ -125,6 +125,7 @@ def conflict_groups() -> dict[str, Any]:
 @blp.response(201, s.MeasureOut)
 @blp.doc(security=SECURITY)
 @web.patient_required
+@web.writes(Action.PROFILE_ENTRIES)
 def add_measure(body: dict[str, Any]) -> dict[str, Any]:
     """Record a measurement (range checked per type and unit)."""
     session, vault, _, patient_id = _open("profile.write")
@@ -153,6 +154,7 @@ class MeasureView(MethodView):
     @blp.response(200, s.MeasureOut)
     @blp.doc(security=SECURITY)
     @web.patient_required
+    @web.writes(Action.PROFILE_ENTRIES)
     def patch(self, body: dict[str, Any], measure_id: int) -> dict[str, Any]:
         """Correct a measurement the patient recorded."""
         session, vault, _, patient_id = _open("profile.write")
@@ -164,6 +166,7 @@ class MeasureView(MethodView):
     @blp.response(200, s.MeasureDeletionOut)
     @blp.doc(security=SECURITY)
     @web.patient_required
+    @web.writes(Action.PROFILE_ENTRIES)
     def delete(self, body: dict[str, Any] | None, measure_id: int) -> dict[str, Any]:
         """Delete the patient's own measurement; a professional's becomes a removal request."""
         session, vault, _, patient_id = _open("profile.write")
@@ -194,26 +197,48 @@ def dispensed(args: dict[str, Any]) -> dict[str, Any]:
 @blp.doc(security=SECURITY)
 @web.patient_required
 def reimbursements(args: dict[str, Any]) -> dict[str, Any]:
-    """Reimbursement history: the Assurance Maladie's documents and their episodes by kind."""
+    """Reimbursement history of the last 24 months (CARNET_REIMBURSEMENT_MONTHS): the Assurance Maladie's
+    documents and their episodes by kind."""
     session, vault, scope, _ = _open("profile.read")
+    months = int(current_app.config.get("REIMBURSEMENT_MONTHS", views.REIMBURSEMENT_MONTHS))
     result = views.reimbursements(session, vault, scope, kind=args["kind"], limit=args["limit"],
-                                  offset=_offset(args["cursor"]))
+                                  offset=_offset(args["cursor"]), now=web.now(), months=months)
     kinds = [{"kind": k, "label": message(f"episode_{k}"), "count": n} for k, n in result.pop("counts").items()]
     return {**result, "kinds": kinds, "next_cursor": _cursor(result.pop("next_offset"))}
 
 
 @blp.route("/profile/oncology")
-@blp.arguments(web.PageArgs, location="query")
+@blp.arguments(s.OncologyArgs, location="query")
 @blp.response(200, s.OncologyOut)
 @blp.doc(security=SECURITY)
 @web.patient_required
 def oncology(args: dict[str, Any]) -> dict[str, Any]:
-    """The cancer pathway: RCP meeting sheets and personalised care plans (PPS), in date order."""
+    """The cancer pathway in date order: anatomo-cytopathology, biology, imaging and operative reports of
+    the episode, RCP sheets, PPS and the after-treatment programme (PPAC), and the care team who wrote them.
+    Writing to a member goes through the inbox (``POST /inbox/threads``), for those who already wrote to
+    the patient (``GET /inbox/correspondents``)."""
     session, _, scope, _ = _open("profile.read")
-    result = views.oncology_pathway(session, scope, limit=args["limit"], offset=_offset(args["cursor"]))
+    result = views.oncology_pathway(session, scope, limit=args["limit"], offset=_offset(args["cursor"]),
+                                    step=args["step"])
     for step in result["steps"]:
         step["label"] = message(f"oncology_{step['step']}")
+    for member in result["care_team"]:
+        member["step_labels"] = [message(f"oncology_{k}") for k in member["steps"]]
     return {**result, "next_cursor": _cursor(result.pop("next_offset"))}
+
+
+@blp.route("/profile/proposals")
+@blp.arguments(web.PageArgs, location="query")
+@blp.response(200, s.ProposalsOut)
+@blp.doc(security=SECURITY)
+@web.patient_required
+def proposals(args: dict[str, Any]) -> dict[str, Any]:
+    """What documents propose for the profile, waiting for the patient (a vaccination read from a dispensed
+    vaccine): confirm with ``POST …/{kind}/{id}/confirm``, decline with ``…/hide``."""
+    session, vault, scope, patient_id = _open("profile.read")
+    items, more = service.proposals(session, vault, patient_id, limit=args["limit"],
+                                    after_id=web.decode_cursor(args["cursor"]), scope=scope)
+    return {"items": items, "next_cursor": _cursor(items[-1]["id"]) if more else None}
 
 
 # --- entries of every kind ----------------------------------------------------------------------------
@@ -226,16 +251,17 @@ class EntriesView(MethodView):
     @web.patient_required
     def get(self, args: dict[str, Any], kind: str) -> dict[str, Any]:
         """One kind's entries, newest first (hidden ones on request)."""
-        session, vault, _, patient_id = _open("profile.read")
+        session, vault, scope, patient_id = _open("profile.read")
         items, more = service.list_entries(session, vault, patient_id, kind, limit=args["limit"],
                                            after_id=web.decode_cursor(args["cursor"]),
-                                           include_hidden=args["include_hidden"])
+                                           include_hidden=args["include_hidden"], scope=scope)
         return {"items": items, "next_cursor": _cursor(items[-1]["id"]) if more else None}
 
     @blp.arguments(s.ProfileEntryIn)
     @blp.response(201, s.EntryOut)
     @blp.doc(security=SECURITY)
     @web.patient_required
+    @web.writes(Action.PROFILE_ENTRIES)
     def post(self, body: dict[str, Any], kind: str) -> dict[str, Any]:
         """Add an entry; an unknown kind or a wrong field is refused (422, in French) and nothing is written."""
         session, vault, _, patient_id = _open("profile.write")
@@ -251,13 +277,14 @@ class EntryView(MethodView):
     @web.patient_required
     def get(self, kind: str, entry_id: int) -> dict[str, Any]:
         """One entry."""
-        session, vault, _, patient_id = _open("profile.read")
-        return service.get_entry(session, vault, patient_id, kind, entry_id)
+        session, vault, scope, patient_id = _open("profile.read")
+        return service.get_entry(session, vault, patient_id, kind, entry_id, scope)
 
     @blp.arguments(s.ProfileEntryIn)
     @blp.response(200, s.EntryOut)
     @blp.doc(security=SECURITY)
     @web.patient_required
+    @web.writes(Action.PROFILE_ENTRIES)
     def patch(self, body: dict[str, Any], kind: str, entry_id: int) -> dict[str, Any]:
         """Correct an entry the patient wrote (403 for a professional's entry: ask for its removal)."""
         session, vault, _, patient_id = _open("profile.write")
@@ -269,6 +296,7 @@ class EntryView(MethodView):
     @blp.response(200, s.DeletionOut)
     @blp.doc(security=SECURITY)
     @web.patient_required
+    @web.writes(Action.PROFILE_ENTRIES)
     def delete(self, body: dict[str, Any] | None, kind: str, entry_id: int) -> dict[str, Any]:
         """Delete the patient's own entry; a professional's entry gets a removal request instead."""
         session, vault, _, patient_id = _open("profile.write")
@@ -289,6 +317,7 @@ def _set_state(kind: str, entry_id: int, **state: bool) -> dict[str, Any]:
 @blp.response(200, s.EntryOut)
 @blp.doc(security=SECURITY)
 @web.patient_required
+@web.writes(Action.PROFILE_ENTRIES)
 def hide_entry(kind: str, entry_id: int) -> dict[str, Any]:
     """Hide an entry from the profile (kept; professionals then see it only as they see masked documents)."""
     return _set_state(kind, entry_id, hidden=True)
@@ -298,6 +327,7 @@ def hide_entry(kind: str, entry_id: int) -> dict[str, Any]:
 @blp.response(200, s.EntryOut)
 @blp.doc(security=SECURITY)
 @web.patient_required
+@web.writes(Action.PROFILE_ENTRIES)
 def show_entry(kind: str, entry_id: int) -> dict[str, Any]:
     """Show a hidden entry again."""
     return _set_state(kind, entry_id, hidden=False)
@@ -307,6 +337,7 @@ def show_entry(kind: str, entry_id: int) -> dict[str, Any]:
 @blp.response(200, s.EntryOut)
 @blp.doc(security=SECURITY)
 @web.patient_required
+@web.writes(Action.PROFILE_ENTRIES)
 def confirm_entry(kind: str, entry_id: int) -> dict[str, Any]:
     """Confirm an imported entry that an importer flagged as disagreeing."""
     return _set_state(kind, entry_id, confirmed=True)
@@ -320,8 +351,8 @@ def confirm_entry(kind: str, entry_id: int) -> dict[str, Any]:
 @web.patient_required
 def directives() -> dict[str, Any]:
     """The directives in force in each context, and the organ-donation position."""
-    session, vault, _, patient_id = _open("profile.read")
-    return _directives(service.current_directives(session, vault, patient_id),
+    session, vault, scope, patient_id = _open("profile.read")
+    return _directives(service.current_directives(session, vault, patient_id, scope=scope),
                        service.current_organ_donation(session, vault, patient_id))
 
 
@@ -343,6 +374,7 @@ class OrganDonationView(MethodView):
     @blp.response(201, s.OrganDonationOut)
     @blp.doc(security=SECURITY)
     @web.patient_required
+    @web.writes(Action.DIRECTIVES)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """State a position on organ donation (and when the patient was informed); the history is kept."""
         session, vault, _, patient_id = _open("profile.write")
@@ -359,15 +391,16 @@ class DirectivesView(MethodView):
     @web.patient_required
     def get(self, args: dict[str, Any], context: str) -> dict[str, Any]:
         """Every version of the directives of a context, newest first."""
-        session, vault, _, patient_id = _open("profile.read")
+        session, vault, scope, patient_id = _open("profile.read")
         items, more = service.directive_versions(session, vault, patient_id, context, limit=args["limit"],
-                                                 after_version=web.decode_cursor(args["cursor"]))
+                                                 after_version=web.decode_cursor(args["cursor"]), scope=scope)
         return {"items": items, "next_cursor": _cursor(items[-1]["version"]) if more else None}
 
     @blp.arguments(s.DirectiveIn)
     @blp.response(201, s.DirectiveOut)
     @blp.doc(security=SECURITY)
     @web.patient_required
+    @web.writes(Action.DIRECTIVES)
     def post(self, body: dict[str, Any], context: str) -> dict[str, Any]:
         """A new version (text and/or a document of the record); the previous versions are kept."""
         session, vault, scope, _ = _open("profile.write")

@@ -23,10 +23,13 @@ from backend.audit import service as audit
 from backend.db import utcnow
 from backend.errors import DomainError, NotFound
 from backend.professionals.models import Professional
-from backend.professionals.service import PROFESSIONS, normalize_rpps
+from backend.professionals.service import normalize_rpps
+from backend.professionals.service import profession_label as _profession_label
 from backend.records import history
 from backend.records.models import Block, Consent, Document, EmergencyAccess, Record
-from backend.records.policy import Actor, Purpose, Scope, decide, is_blocked, professional_scope, settings_of
+from backend.records.access import authorize_write
+from backend.records.policy import (Action, Actor, Purpose, Scope, decide, is_blocked, owner_scope, professional_scope,
+                                    settings_of)
 from backend.throttle import Throttle
 
 SEARCH_MIN_LENGTH = 2
@@ -159,12 +162,10 @@ def block(session: Session, patient_id: int, rpps: str, *, by: Actor | None = No
     """
     now = now or utcnow()
     rpps = normalize_rpps(rpps)
-    record = _lock_record(session, patient_id)
+    _lock_record(session, patient_id)
     if by is not None and by.kind != "patient":
-        pro = by.professional
-        if (by.kind != "professional" or pro is None or record.administrator_id != pro.id
-                or is_blocked(session, patient_id, pro.rpps) or pro.rpps == rpps):
-            raise DomainError("not_record_administrator", 403)
+        # the administrator blocks others (policy: ACCESS_BLOCKS), never themselves, unless blocked
+        authorize_write(session, by, patient_id, Action.ACCESS_BLOCKS, target=rpps, details={"rpps": rpps}, now=now)
     running = session.scalar(select(Block).where(Block.patient_id == patient_id, Block.rpps == rpps,
                                                  Block.removed_at.is_(None)).limit(1))
     if running is not None:
@@ -243,13 +244,14 @@ def switches(record: Record) -> Switches:
 
 def set_emergency_switches(session: Session, throttle: Throttle, patient: Patient, password: str, *,
                            samu: bool | None = None, btg: bool | None = None, masked: bool | None = None,
-                           now: dt.datetime | None = None) -> Switches:
-    """Change the emergency switches; only with the password re-entered (throttled, 403 wrong_password)."""
+                           now: dt.datetime | None = None, signed_in: Patient | None = None) -> Switches:
+    """Change the emergency switches; only with the password re-entered (throttled, 403 wrong_password): the
+    signed-in person's own (a legal representative's for a child's record)."""
     now = now or utcnow()
     wanted = {"samu": samu, "btg": btg, "masked": masked}
     if all(v is None for v in wanted.values()):
         raise DomainError("emergency_settings_empty")
-    _require_password(throttle, patient, password)
+    _require_password(throttle, signed_in or patient, password)
     record = _lock_record(session, patient.id)
     changed: dict[str, bool] = {}
     for name, value in wanted.items():
@@ -300,7 +302,7 @@ def preview(session: Session, patient_id: int, professional_id: int, *, now: dt.
                                           matrix=settings_of(session).matrix), "if_authorised"
     else:
         scope, basis = None, "current"
-    owner = Scope(patient_id, see_masked=True)
+    owner = owner_scope(patient_id)
     visible = case((scope.document_filter(), 1), else_=0) if scope is not None else 0
     rows = session.execute(select(Document.category, func.count(), func.coalesce(func.sum(visible), 0))
                            .where(owner.document_filter()).group_by(Document.category)
@@ -377,5 +379,5 @@ def access_page(session: Session, patient_id: int, *, limit: int = 20, recent: i
 
 
 def profession_label(code: str | None) -> str | None:
-    return PROFESSIONS.get(code or "", code)
+    return _profession_label(code)
 

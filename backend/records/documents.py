@@ -12,8 +12,6 @@ document outside the scope is simply "not found". No Flask; functions only flush
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import functools
 import hashlib
@@ -25,19 +23,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from backend import cursors
 from backend.audit import service as audit
 from backend.db import utcnow
-from backend.errors import DomainError, Forbidden, NotFound
+from backend.errors import DomainError, NotFound
 from backend.notifications.service import notify
 from backend.records import messages_documents  # noqa: F401  (registers the messages)
-from backend.records import viewer
+from backend.records import profile_derived, viewer
+from backend.records.content import (ContentIntegrityError, content_context, read_content,  # noqa: F401 (the
+                                     write_content)  # module's API: callers read bytes through documents)
 from backend.records.crypto import Vault
-from backend.records.models import Document, DocumentContent, Record
-from backend.records.policy import Actor, Scope, decide
+from backend.records.models import (Document, DocumentCode, Record, SubmissionSet,
+                                    SubmissionSetEntry)
+from backend.records.access import authorize_write
+from backend.records.policy import Action, Actor, Scope, decide, is_owner_scope, owner_scope
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +180,7 @@ PATIENT_UPLOAD_TYPES = {"SYNTHESE": "DOCPAT01", "ORD_SOIN": "DOCPAT02", "CPT_REN
                         "CERT_MED": "DOCPAT07", "DOC_ADM": "DOCPAT09", "AUTR_DOC": "EXPPAT_2"}
 PATIENT_CLASS = "90"
 
-SOURCES = ("professional", "patient", "migration", "service")
+SOURCES = ("professional", "patient", "migration", "service", "insurer")
 VISIBILITY_FLAGS = ("INVISIBLE_PATIENT", "INVISIBLE_REPRESENTANTS_LEGAUX", "MASQUE_PS")
 CONFIDENTIALITY_LEVELS = ("N", "R", "V")
 REMOVAL_REASONS = ("not_mine", "wrong_information", "duplicate", "other")
@@ -187,6 +190,12 @@ UPLOAD_TYPES: dict[str, str] = {"pdf": viewer.PDF, "jpg": viewer.JPEG, "jpeg": v
                                 "tif": viewer.TIFF, "tiff": viewer.TIFF, "rtf": viewer.RTF, "txt": viewer.TEXT}
 DECLARED_ALIASES = {"image/jpg": viewer.JPEG, "image/pjpeg": viewer.JPEG, "text/rtf": viewer.RTF,
                     "application/x-rtf": viewer.RTF, "image/x-tiff": viewer.TIFF, "image/x-png": viewer.PNG}
+# The extension a stored document is saved under, by its type: one table here (the standard library's
+# mimetypes answers from the machine's /etc/mime.types, e.g. ".xsl" for application/xml on Debian).
+FILE_EXTENSIONS = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg", "image/tiff": "tif",
+                   "application/rtf": "rtf", "text/rtf": "rtf", "text/plain": "txt", "text/xml": "xml",
+                   "application/xml": "xml", "application/hl7-v3+xml": "xml", "application/dicom": "dcm",
+                   "text/html": "html"}
 COMMENT_MAX = 3000
 TITLE_MAX = 255
 DEFAULT_UPLOAD_MAX_BYTES = 10 * 1024 * 1024
@@ -208,6 +217,36 @@ def type_label(type_code: str | None) -> str | None:
 # --- storing ------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class Coding:
+    """A coded value as XDS keeps it: its code system (an OID, or a URI), the code, the display."""
+
+    system: str | None
+    code: str
+    display: str | None = None
+
+
+# formatCode systems (ANS JDV J10): IHE's codes, the ANS TRE_A06 ones, DICOM's
+IHE_FORMAT_SYSTEM = "1.3.6.1.4.1.19376.1.2.3"
+ANS_FORMAT_SYSTEM = "1.2.250.1.213.1.1.4.2.282"
+DICOM_FORMAT_SYSTEM = "1.2.840.10008.2.6.1"
+# this server's sourceId, for the submission sets it makes itself: an OID under 2.25 (from a UUID)
+CARNET_SOURCE_OID = "2.25.240842069129178467003870417520447186753"
+
+
+def format_system_for(code: str | None) -> str | None:
+    """The code system a formatCode sent without one belongs to (JDV J10), or None when unknown."""
+    if not code:
+        return None
+    if code.startswith("urn:ihe:"):
+        return IHE_FORMAT_SYSTEM
+    if code.startswith(("urn:asip:", "urn:ans:")):
+        return ANS_FORMAT_SYSTEM
+    if code.startswith("1.2.840.10008."):
+        return DICOM_FORMAT_SYSTEM
+    return None
+
+
+@dataclass(frozen=True)
 class DocumentMeta:
     """XDS-style metadata given by a feeder. ``confidentiality`` holds every confidentialityCode received:
     N/R/V and the DMP flags INVISIBLE_PATIENT, INVISIBLE_REPRESENTANTS_LEGAUX, MASQUE_PS."""
@@ -226,10 +265,27 @@ class DocumentMeta:
     author_profession: str | None = None
     author_specialty: str | None = None
     author_organisation: str | None = None
+    author_structure_id: str | None = None  # idNat_Struct: its members may replace the document
     service_date: dt.datetime | None = None
     submitted_at: dt.datetime | None = None
     confidentiality: tuple[str, ...] = ()
     patient_comment: str | None = None
+    # the rest of the XDS DocumentEntry, kept as received (IHE MHD Comprehensive metadata)
+    type_display: str | None = None
+    class_system: str | None = None       # the classCode OID when absent
+    class_display: str | None = None
+    format_system: str | None = None      # derived from the format code when absent (format_system_for)
+    format_display: str | None = None
+    facility_type: Coding | None = None   # healthcareFacilityTypeCode
+    practice_setting: Coding | None = None
+    events: tuple[Coding, ...] = ()       # eventCodeList
+    security_labels: tuple[Coding, ...] = ()  # every confidentialityCode coding as received, displays included
+    language: str | None = None
+    creation_time: dt.datetime | None = None
+    service_end: dt.datetime | None = None
+    description: str | None = None        # XDS comments
+    entry_uuid: str | None = None         # urn:uuid:…; generated when absent
+    source_patient_info: dict[str, Any] | None = None  # a FHIR Patient as the source knew the patient
 
 
 @dataclass(frozen=True)
@@ -255,7 +311,10 @@ def _check_meta(meta: DocumentMeta, source: str) -> None:
         raise ValueError(f"unknown document source {source!r}")
     limits = {"title": 500, "mime_type": 100, "unique_id": 128, "class_code": 16, "type_code": 32,
               "type_system": 64, "format_code": 128, "author_rpps": 11, "author_name": 300,
-              "author_profession": 16, "author_specialty": 32, "author_organisation": 300}
+              "author_profession": 16, "author_specialty": 32, "author_organisation": 300, "type_display": 300,
+              "class_system": 64, "class_display": 300, "format_system": 128, "format_display": 300,
+              "language": 35, "description": 10_000, "entry_uuid": 64,
+              "author_structure_id": 32}
     for name, limit in limits.items():
         value = getattr(meta, name)
         if value is not None and len(value) > limit:
@@ -268,7 +327,13 @@ def _check_meta(meta: DocumentMeta, source: str) -> None:
         raise _invalid("category", "catégorie inconnue")
     if meta.patient_comment is not None and len(meta.patient_comment) > COMMENT_MAX:
         raise _invalid("comment", f"{COMMENT_MAX} caractères au plus")
-    for when in (meta.service_date, meta.submitted_at):
+    for name, coding in [("facility_type", meta.facility_type), ("practice_setting", meta.practice_setting),
+                         *(("events", c) for c in meta.events), *(("security_labels", c) for c in meta.security_labels)]:
+        if coding is not None and (not coding.code or len(coding.code) > (64 if name in ("facility_type",
+                                   "practice_setting") else 128) or len(coding.system or "") > 128
+                                   or len(coding.display or "") > 300):
+            raise _invalid(name, "code invalide ou trop long")
+    for when in (meta.service_date, meta.submitted_at, meta.creation_time, meta.service_end):
         if when is not None and when.tzinfo is None:
             raise ValueError("document dates must be timezone-aware")
     unknown = [c for c in meta.confidentiality if c not in VISIBILITY_FLAGS + CONFIDENTIALITY_LEVELS]
@@ -291,9 +356,18 @@ def _same_or_conflict(existing: Document, digest: str) -> Stored:
     raise DomainError("document_unique_id_conflict", 409)
 
 
+def serialise_writers(session: Session, patient_id: int) -> None:
+    """SQLite serialises writers: take the write lock before looking up what a deposit may already have
+    stored (a uniqueId, a submission set), so a concurrent deposit of the same thing (a retried feed) waits
+    for this one and then finds it. PostgreSQL needs nothing: its unique constraints answer the race."""
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(update(Record).where(Record.patient_id == patient_id).values(id=Record.id)
+                        .execution_options(synchronize_session=False))
+
+
 def store_document(session: Session, vault: Vault, patient_id: int, content: bytes, meta: DocumentMeta, *,
                    source: str, actor: Actor | None = None, now: dt.datetime | None = None,
-                   notify_patient: bool | None = None) -> Stored:
+                   notify_patient: bool | None = None, submission_set: SubmissionSet | None = None) -> Stored:
     """Store one document in a patient's record: THE way in for every feeder.
 
     Hashes (sha256) and measures the bytes, encrypts them with the patient's key (AAD ``document:<id>``),
@@ -304,6 +378,7 @@ def store_document(session: Session, vault: Vault, patient_id: int, content: byt
 
     Idempotent on (patient, unique_id): the same bytes again return the stored document with
     ``created=False``; different bytes under an existing uniqueId are refused (409).
+    The document joins ``submission_set`` (an ITI-65 bundle's), or a submission set of its own.
     Raises NotFound if the patient has no record. Flushes; the caller commits.
     """
     now = now or utcnow()
@@ -315,13 +390,14 @@ def store_document(session: Session, vault: Vault, patient_id: int, content: byt
         raise NotFound("access_no_record")
     digest = hashlib.sha256(content).hexdigest()
     unique_id = (meta.unique_id or "").strip() or new_unique_id()
+    serialise_writers(session, patient_id)
     existing = _by_unique_id(session, patient_id, unique_id)
     if existing is not None:
         return _same_or_conflict(existing, digest)
 
     codes = set(meta.confidentiality)
     level = next((c for c in CONFIDENTIALITY_LEVELS if c in codes), "N")
-    from_others = source in ("professional", "service")
+    from_others = source in ("professional", "service", "insurer")
     masked = "MASQUE_PS" in codes or (from_others and record.mask_new_documents)
     category = meta.category or category_for(meta.type_code, meta.class_code)
     doc = Document(
@@ -330,11 +406,12 @@ def store_document(session: Session, vault: Vault, patient_id: int, content: byt
         mime_type=meta.mime_type.strip().lower(), format_code=meta.format_code, size=len(content), sha256=digest,
         author_professional_id=meta.author_professional_id, author_rpps=meta.author_rpps,
         author_name=meta.author_name, author_profession=meta.author_profession,
-        author_specialty=meta.author_specialty, author_organisation=meta.author_organisation, source=source,
+        author_specialty=meta.author_specialty, author_organisation=meta.author_organisation,
+        author_structure_id=meta.author_structure_id, source=source,
         service_date=meta.service_date, submitted_at=meta.submitted_at or now, confidentiality=level,
         invisible_patient="INVISIBLE_PATIENT" in codes,
         invisible_legal_representatives="INVISIBLE_REPRESENTANTS_LEGAUX" in codes, masked=masked,
-        patient_comment=meta.patient_comment or None)
+        patient_comment=meta.patient_comment or None, **_xds_columns(meta, content))
     if session.get_bind().dialect.name == "postgresql":
         # Two deposits of the same document at once (a retried ITI-65): the second waits on the unique
         # index, then finds the first one's row. SQLite serialises writers, and its driver's SAVEPOINT
@@ -351,7 +428,8 @@ def store_document(session: Session, vault: Vault, patient_id: int, content: byt
     else:
         session.add(doc)
         session.flush()
-    session.add(DocumentContent(document_id=doc.id, ciphertext=vault.seal(patient_id, content, f"document:{doc.id}")))
+    write_content(session, vault, doc, content)
+    _file_submission(session, doc, meta, submission_set)
     session.flush()
 
     actor_type, actor_id = _actor_fields(actor)
@@ -362,8 +440,50 @@ def store_document(session: Session, vault: Vault, patient_id: int, content: byt
         notify_patient = from_others
     if notify_patient and not doc.invisible_patient:
         notify(session, patient_id, "document", ref_type="document", ref_id=doc.id, now=now)
+    # implanted devices, vaccines dispensed: the profile entries the document carries, linked to it
+    profile_derived.derive_from_document(session, vault, doc, content, source=source, now=now)
     log.info("document %s stored for patient %s (source %s, %d bytes)", doc.id, patient_id, source, doc.size)
     return Stored(doc, True)
+
+
+def _xds_columns(meta: DocumentMeta, content: bytes) -> dict[str, Any]:
+    """The DocumentEntry metadata beyond what the record decides on, as the Document's columns."""
+    facility, setting = meta.facility_type, meta.practice_setting
+    return {
+        "type_display": meta.type_display, "class_system": meta.class_system or (CLASS_SYSTEM if meta.class_code
+                                                                                 else None),
+        "class_display": meta.class_display,
+        "format_system": meta.format_system or format_system_for(meta.format_code),
+        "format_display": meta.format_display,
+        "facility_type_system": facility and facility.system, "facility_type_code": facility and facility.code,
+        "facility_type_display": facility and facility.display,
+        "practice_setting_system": setting and setting.system, "practice_setting_code": setting and setting.code,
+        "practice_setting_display": setting and setting.display,
+        "language": meta.language, "creation_time": meta.creation_time, "service_end": meta.service_end,
+        "description": meta.description, "sha1": hashlib.sha1(content).hexdigest(),
+        "entry_uuid": meta.entry_uuid or f"urn:uuid:{uuid.uuid4()}",
+        "source_patient_info": json.dumps(meta.source_patient_info, ensure_ascii=False, sort_keys=True,
+                                          separators=(",", ":")) if meta.source_patient_info else None,
+    }
+
+
+def _file_submission(session: Session, doc: Document, meta: DocumentMeta, submission: SubmissionSet | None) -> None:
+    """The document's multi-valued codes, and its place in a submission set (its own unless given one)."""
+    for kind, codings in (("event", meta.events), ("security_label", meta.security_labels)):
+        for position, coding in enumerate(codings):
+            session.add(DocumentCode(document_id=doc.id, kind=kind, position=position, system=coding.system,
+                                     code=coding.code, display=coding.display))
+    if submission is None:
+        submission = SubmissionSet(
+            patient_id=doc.patient_id, unique_id=new_unique_id(), entry_uuid=f"urn:uuid:{uuid.uuid4()}",
+            source_id=CARNET_SOURCE_OID, source=doc.source, submitted_at=doc.submitted_at,
+            designation_system=doc.type_system if doc.type_code else None, designation_code=doc.type_code,
+            designation_display=doc.type_display or type_label(doc.type_code),
+            author_professional_id=doc.author_professional_id, author_rpps=doc.author_rpps,
+            author_name=doc.author_name, author_organisation=doc.author_organisation)
+        session.add(submission)
+        session.flush()
+    session.add(SubmissionSetEntry(document_id=doc.id, submission_set_id=submission.id))
 
 
 # --- patient uploads ----------------------------------------------------------------------------------
@@ -547,7 +667,7 @@ def _page(scope: Scope, filters: ListFilters, limit: int, after: Cursor | None) 
 # The patient's own documents page without filters (what the app asks for most) and its category counts:
 # statements built once, with the patient, the cursor and the limit as parameters (building them cost
 # more CPU than running them).
-_OWNER = Scope(bindparam("patient_id"), see_masked=True)  # type: ignore[arg-type]
+_OWNER = owner_scope(bindparam("patient_id"))
 
 
 @functools.cache
@@ -564,14 +684,10 @@ def _counts(scope: Scope, filters: ListFilters) -> Select[Any]:
 _OWNER_COUNTS = _counts(_OWNER, ListFilters())
 
 
-def _is_owner(scope: Scope) -> bool:
-    return scope == Scope(scope.patient_id, see_masked=True)
-
-
 def list_documents(session: Session, scope: Scope, filters: ListFilters, *, limit: int,
                    after: Cursor | None = None) -> Page:
     """One page of the documents the scope permits, sorted, keyset-paginated (one query)."""
-    if _is_owner(scope) and filters == ListFilters(sort=filters.sort, order=filters.order):
+    if is_owner_scope(scope) and filters == ListFilters(sort=filters.sort, order=filters.order):
         params: dict[str, Any] = {"patient_id": scope.patient_id, "limit": limit + 1}
         if after is not None:
             params.update(after_key=after.key, after_id=after.id)
@@ -590,7 +706,7 @@ def list_documents(session: Session, scope: Scope, filters: ListFilters, *, limi
 def category_counts(session: Session, scope: Scope, filters: ListFilters | None = None) -> dict[str, int]:
     """How many documents per category match (the category filter itself aside: counts feed the tabs)."""
     filters = filters or ListFilters()
-    if _is_owner(scope) and filters.date_from is None and filters.date_to is None and not filters.author \
+    if is_owner_scope(scope) and filters.date_from is None and filters.date_to is None and not filters.author \
             and not filters.text and filters.source is None:  # sort and order do not change a count
         rows = session.execute(_OWNER_COUNTS, {"patient_id": scope.patient_id}).all()
     else:
@@ -600,25 +716,19 @@ def category_counts(session: Session, scope: Scope, filters: ListFilters | None 
 
 def encode_cursor(filters: ListFilters, cursor: Cursor) -> str:
     """Opaque, and bound to the sort it was made for."""
-    raw = json.dumps([1, filters.sort, filters.order, cursor.key.astimezone(dt.timezone.utc).isoformat(), cursor.id],
-                     separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return cursors.encode(filters.sort, filters.order, cursor.key.astimezone(dt.timezone.utc).isoformat(), cursor.id)
 
 
 def decode_cursor(raw: str | None, filters: ListFilters) -> Cursor | None:
-    if not raw:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
-        version, sort, order, key, ident = data
-        if version != 1 or sort != filters.sort or order != filters.order or not isinstance(ident, int):
+    def parse(sort: Any, order: Any, key: Any, ident: Any) -> Cursor:
+        if sort != filters.sort or order != filters.order:
             raise ValueError("cursor for another listing")
         when = dt.datetime.fromisoformat(key)
         if when.tzinfo is None:
             raise ValueError("naive")
-        return Cursor(when, ident)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, json.JSONDecodeError):
-        raise DomainError("invalid_request", errors=[{"field": "cursor", "message_code": "invalid_cursor"}]) from None
+        return Cursor(when, cursors.integer(ident))
+
+    return cursors.decode(raw, parse)
 
 
 # --- reading ------------------------------------------------------------------------------------------
@@ -631,34 +741,28 @@ def get_document(session: Session, scope: Scope, document_id: int) -> Document:
     return doc
 
 
-class ContentIntegrityError(RuntimeError):
-    """Stored bytes no longer match their recorded hash."""
-
-
-def read_content(session: Session, vault: Vault, doc: Document) -> bytes:
-    """The original bytes, decrypted and checked against the recorded sha256."""
-    sealed = session.scalar(select(DocumentContent.ciphertext).where(DocumentContent.document_id == doc.id))
-    if sealed is None:
-        raise ContentIntegrityError(f"document {doc.id} has no content")
-    content = vault.open(doc.patient_id, sealed, f"document:{doc.id}")
-    if hashlib.sha256(content).hexdigest() != doc.sha256:
-        log.error("document %s content does not match its sha256", doc.id)
-        raise ContentIntegrityError(f"document {doc.id} does not match its hash")
-    return content
-
-
 # --- the patient's actions ----------------------------------------------------------------------------
 
-def _own_visible(session: Session, patient_id: int, document_id: int) -> Document:
-    return get_document(session, Scope(patient_id, see_masked=True), document_id)
+def _own_visible(session: Session, patient_id: int, document_id: int, actor: Actor | None = None) -> Document:
+    """A document of the record as the holder's hand sees it: the holder's scope, or the policy's for a legal
+    representative (never an INVISIBLE_REPRESENTANTS_LEGAUX document) or a carer."""
+    if actor is None or actor.kind == "patient":
+        return get_document(session, owner_scope(patient_id), document_id)
+    decision = decide(session, actor, patient_id)
+    if not decision.allowed or decision.scope is None:
+        raise NotFound("document_not_found")
+    return get_document(session, decision.scope, document_id)
 
 
-def delete_upload(session: Session, patient_id: int, document_id: int, now: dt.datetime | None = None) -> Document:
-    """The patient deletes a document they added (soft delete). Others' documents: ask for removal."""
+def delete_upload(session: Session, patient_id: int, document_id: int, now: dt.datetime | None = None, *,
+                  actor: Actor | None = None) -> Document:
+    """The patient deletes a document they added (soft delete). Others' documents: ask for removal
+    (``policy``: DOCUMENT_DELETE)."""
     now = now or utcnow()
-    doc = _own_visible(session, patient_id, document_id)
-    if doc.source != "patient":
-        raise Forbidden("document_not_own_upload")
+    actor = actor or Actor.patient(patient_id)
+    doc = _own_visible(session, patient_id, document_id, actor)
+    authorize_write(session, actor, patient_id, Action.DOCUMENT_DELETE, target=doc,
+                    details={"document_id": doc.id, "category": doc.category}, now=now)
     doc.deleted_at = now
     audit.record(session, actor_type="patient", actor_id=str(patient_id), action="document.deleted",
                  patient_id=patient_id, details={"document_id": doc.id, "category": doc.category}, at=now)
@@ -667,13 +771,13 @@ def delete_upload(session: Session, patient_id: int, document_id: int, now: dt.d
 
 
 def request_removal(session: Session, patient_id: int, document_id: int, reason: str,
-                    now: dt.datetime | None = None) -> Document:
+                    now: dt.datetime | None = None, *, actor: Actor | None = None) -> Document:
     """The patient asks for the removal of a document someone else recorded: a request, not a deletion.
     Idempotent. The reason is a code from REMOVAL_REASONS (no free text: it goes to the audit trail)."""
     now = now or utcnow()
     if reason not in REMOVAL_REASONS:
         raise DomainError("invalid_request", errors=[{"field": "reason", "message_code": "removal_reason"}])
-    doc = _own_visible(session, patient_id, document_id)
+    doc = _own_visible(session, patient_id, document_id, actor)
     if doc.source == "patient":
         raise DomainError("document_removal_own_upload", 409)
     if doc.removal_requested_at is None:
@@ -685,10 +789,10 @@ def request_removal(session: Session, patient_id: int, document_id: int, reason:
 
 
 def set_masked(session: Session, patient_id: int, document_id: int, masked: bool,
-               now: dt.datetime | None = None) -> Document:
+               now: dt.datetime | None = None, *, actor: Actor | None = None) -> Document:
     """MASQUE_PS: masked documents are seen only by the patient, the author and the administrator."""
     now = now or utcnow()
-    doc = _own_visible(session, patient_id, document_id)
+    doc = _own_visible(session, patient_id, document_id, actor)
     if doc.masked != masked:
         doc.masked = masked
         audit.record(session, actor_type="patient", actor_id=str(patient_id),
@@ -721,26 +825,31 @@ def set_mask_new_documents(session: Session, patient_id: int, value: bool, now: 
 
 # --- the author's release of an INVISIBLE_PATIENT document --------------------------------------------
 
-def release_document(session: Session, actor: Actor, document_id: int, now: dt.datetime | None = None) -> Document:
+def release_document(session: Session, actor: Actor, document_id: int, now: dt.datetime | None = None,
+                     vault: Vault | None = None) -> Document:
     """The author releases an INVISIBLE_PATIENT document (after the announcement consultation): the patient
-    sees it from now on and is notified. Idempotent. Only the author (by professional id or RPPS)."""
+    sees it from now on and is notified. Idempotent. Only the author (``policy``: DOCUMENT_RELEASE; a refusal
+    is traced, then raised as ``WriteRefused``: the professional API answers "not found" to non-authors). With
+    the ``vault``, the profile entries the document carries (an implant…) are derived now, not before."""
     now = now or utcnow()
-    pro = actor.professional
-    if actor.kind != "professional" or pro is None:
-        raise Forbidden("document_release_not_author")
     doc = session.scalar(select(Document).where(Document.id == document_id, Document.deleted_at.is_(None)))
     if doc is None:
         raise NotFound("document_not_found")
-    if doc.author_professional_id != pro.id and (doc.author_rpps is None or doc.author_rpps != pro.rpps):
-        raise Forbidden("document_release_not_author")
+    authorize_write(session, actor, doc.patient_id, Action.DOCUMENT_RELEASE, target=doc,
+                    details={"document_id": doc.id}, concealed=NotFound("document_not_found"), now=now)
     if not doc.invisible_patient:
         raise DomainError("document_not_invisible", 409)
+    pro = actor.professional
+    assert pro is not None
     if doc.released_at is None:
         doc.released_at = now
         audit.record(session, actor_type="professional", actor_id=pro.rpps, action="document.released",
                      patient_id=doc.patient_id, details={"document_id": doc.id, "category": doc.category}, at=now)
         notify(session, doc.patient_id, "document", ref_type="document", ref_id=doc.id, now=now)
         session.flush()
+        if vault is not None:
+            profile_derived.derive_from_document(session, vault, doc, read_content(session, vault, doc),
+                                                 source=doc.source, now=now)
     return doc
 
 
@@ -776,11 +885,11 @@ def _recent(scope: Scope, since: Any, limit: int) -> Select[Any]:
 def _owner_recent(limit: int) -> Select[Any]:
     """The patient's own recent documents, with ``patient_id`` and ``since`` as parameters (building this
     statement costs more CPU than running it)."""
-    return _recent(Scope(bindparam("patient_id"), see_masked=True), bindparam("since"), limit)  # type: ignore[arg-type]
+    return _recent(owner_scope(bindparam("patient_id")), bindparam("since"), limit)
 
 
 def new_documents(session: Session, patient_id: int, *, days: int = HOME_NEW_DAYS, limit: int = HOME_NEW_LIMIT,
-                  now: dt.datetime | None = None) -> tuple[int, list[NewDocument]]:
+                  now: dt.datetime | None = None, actor: Actor | None = None) -> tuple[int, list[NewDocument]]:
     """Documents others added to the record in the last ``days`` that the patient may see: (count, latest).
 
     "Added" is the arrival, or the release of an INVISIBLE_PATIENT document. One query (the count rides
@@ -789,16 +898,21 @@ def new_documents(session: Session, patient_id: int, *, days: int = HOME_NEW_DAY
     range of an index (never released: ``ix_document_patient_submitted``; released:
     ``ix_document_patient_released``). The columns the home screen shows, not whole documents."""
     now = now or utcnow()
-    decision = decide(session, Actor.patient(patient_id), patient_id, now=now)
+    decision = decide(session, actor or Actor.patient(patient_id), patient_id, now=now)
     if not decision.allowed or decision.scope is None:
         return 0, []
     since = now - dt.timedelta(days=days)
-    if decision.scope == Scope(patient_id, see_masked=True):  # the owner's scope: the statement built once
+    if is_owner_scope(decision.scope):  # the owner's scope: the statement built once
         rows = session.execute(_owner_recent(limit), {"patient_id": patient_id, "since": since}).all()
     else:
         rows = session.execute(_recent(decision.scope, since, limit)).all()
     latest = [NewDocument(r.id, r.title, r.category, r.author_name, r.submitted_at) for r in rows]
     return (int(rows[0].total) if rows else 0), latest
+
+
+def file_extension(mime_type: str | None) -> str:
+    """The extension of a file of this type (``bin`` for a type without one)."""
+    return FILE_EXTENSIONS.get((mime_type or "").split(";")[0].strip().lower(), "bin")
 
 
 def flags(codes: Iterable[str]) -> tuple[str, ...]:

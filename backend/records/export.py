@@ -18,7 +18,6 @@ Services only: a Session and a Vault in, no Flask.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
 import unicodedata
@@ -33,19 +32,17 @@ from sqlalchemy.orm import Session
 from backend.accounts.models import Patient
 from backend.audit.models import AuditEntry
 from backend.db import utcnow
-from backend.fhir import profile_resources as pr
-from backend.fhir import resources as fr
+import backend.fhir.profile_resources as pr
+import backend.fhir.resources as fr
 from backend.professionals.models import Professional
+from backend.records import documents as docs
 from backend.records.crypto import Vault
-from backend.records.models import Block, Consent, Document, DocumentContent
+from backend.records.content import ContentIntegrityError, read_content
+from backend.records.models import Block, Consent, Document
 from backend.records.policy import Scope
 
 DOCUMENT_BATCH = 20
 AUDIT_BATCH = 500
-
-EXTENSIONS = {"application/pdf": "pdf", "text/xml": "xml", "application/xml": "xml", "application/hl7-v3+xml": "xml",
-              "image/jpeg": "jpg", "image/png": "png", "image/tiff": "tif", "application/rtf": "rtf",
-              "text/rtf": "rtf", "text/plain": "txt", "application/dicom": "dcm", "text/html": "html"}
 
 
 class ExportIntegrityError(RuntimeError):
@@ -53,16 +50,15 @@ class ExportIntegrityError(RuntimeError):
 
 
 def _documents(session: Session, vault: Vault, scope: Scope) -> Iterator[tuple[Document, bytes]]:
-    """The documents the scope permits with their original bytes, oldest first, one streamed query."""
-    stmt = (select(Document, DocumentContent.ciphertext)
-            .join(DocumentContent, DocumentContent.document_id == Document.id)
-            .where(scope.document_filter()).order_by(Document.id)
+    """The documents the scope permits with their original bytes (from the blob store, one at a time),
+    oldest first, one streamed query."""
+    stmt = (select(Document).where(scope.document_filter()).order_by(Document.id)
             .execution_options(yield_per=DOCUMENT_BATCH))
-    for doc, sealed in session.execute(stmt):
-        data = vault.open(doc.patient_id, sealed, f"document:{doc.id}")
-        if hashlib.sha256(data).hexdigest() != doc.sha256:
-            raise ExportIntegrityError(f"document {doc.id} does not match its hash")
-        yield doc, data
+    for doc in session.scalars(stmt):
+        try:
+            yield doc, read_content(session, vault, doc)
+        except ContentIntegrityError as exc:
+            raise ExportIntegrityError(str(exc)) from None
 
 
 def _audit_entries(session: Session, patient_id: int) -> Iterator[AuditEntry]:
@@ -117,6 +113,10 @@ def fhir_bundle(session: Session, vault: Vault, patient: Patient, scope: Scope, 
     today = now.date()
     for kind, items in profile.items():
         for item in items:
+            if kind == "implant":   # two resources: the Device and the statement that the patient carries it
+                for resource in pr.implant(item, subject, document_urls.get(item.get("document_id") or 0)):
+                    yield "," + _entry(base_url, resource)
+                continue
             resource = _profile_resource(kind, item, subject, today, document_urls)
             if resource is not None:
                 yield "," + _entry(base_url, resource)
@@ -186,7 +186,7 @@ def _slug(text: str, limit: int = 60) -> str:
 
 
 def file_name(doc: Document, position: int) -> str:
-    extension = EXTENSIONS.get(doc.mime_type.split(";")[0].strip().lower(), "bin")
+    extension = docs.file_extension(doc.mime_type)
     when = (doc.service_date or doc.submitted_at).date().isoformat()
     return f"documents/{position:04d}_{when}_{_slug(doc.title)}.{extension}"
 

@@ -20,13 +20,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
+from backend.accounts.models import Patient
 from backend.audit.models import AuditEntry
 from backend.i18n import MESSAGES, message
 from backend.professionals.models import Professional
-from backend.professionals.service import PROFESSIONS
+from backend.professionals.service import profession_label
 from backend.records.models import Document
+from backend.records.policy import ACTING_KINDS
 
-ACTOR_KINDS = ("patient", "professional", "service", "carer", "system", "operator", "anonymous")
+ACTOR_KINDS = ("patient", "professional", "service", "representative", "carer", "insurer", "system", "operator",
+               "anonymous")
 EMERGENCY = ("ETREAT", "BTG")
 LOCAL_TZ = ZoneInfo("Europe/Paris")
 EXPORT_MAX_ROWS = 5000
@@ -39,6 +42,8 @@ class HistoryFilter:
     since: dt.datetime | None = None     # inclusive
     until: dt.datetime | None = None     # exclusive
     emergency_only: bool = False
+    # read by a minor's legal representative: nothing about a document flagged INVISIBLE_REPRESENTANTS_LEGAUX
+    hide_legal_secret: bool = False
 
     def conditions(self, patient_id: int) -> list[ColumnElement[bool]]:
         conds: list[ColumnElement[bool]] = [AuditEntry.patient_id == patient_id]
@@ -120,8 +125,10 @@ def _int(value: Any) -> int | None:
     return None
 
 
-def _decorate(session: Session, patient_id: int, entries: list[AuditEntry], lang: str) -> list[HistoryItem]:
-    """Entries → items: two queries per page (professionals named, documents still hidden)."""
+def _decorate(session: Session, patient_id: int, entries: list[AuditEntry], lang: str,
+              hide_legal_secret: bool = False) -> list[HistoryItem]:
+    """Entries → items: two queries per page (professionals named, documents still hidden; one more
+    when the insurer appears)."""
     details = {e.seq: _details(e) for e in entries}
     pro_refs = {e.actor_id for e in entries if e.actor_type == "professional" and e.actor_id}
     # RPPS (11 digits) is the convention; some writers store the professional's id: accept both.
@@ -133,19 +140,39 @@ def _decorate(session: Session, patient_id: int, entries: list[AuditEntry], lang
                                                                   Professional.id.in_(sorted(ids))))):
             pros_by_ref[pro.rpps] = pro
             pros_by_ref[str(pro.id)] = pro
+    insurer_ids = {int(e.actor_id) for e in entries if e.actor_type == "insurer" and (e.actor_id or "").isdigit()}
+    insurers: dict[str, str] = {}
+    if insurer_ids:
+        from backend.insurer.models import Insurer
+
+        insurers = {str(i): name for i, name in session.execute(
+            select(Insurer.id, Insurer.name).where(Insurer.id.in_(sorted(insurer_ids))))}
+    people: dict[str, Patient] = {}
+    person_ids = {int(e.actor_id) for e in entries if e.actor_type in ACTING_KINDS and (e.actor_id or "").isdigit()}
+    if person_ids:
+        people = {str(p.id): p for p in session.scalars(select(Patient).where(Patient.id.in_(sorted(person_ids))))}
     doc_ids = {d for d in (_int(v.get("document_id")) for v in details.values()) if d is not None}
     hidden: set[int] = set()
     if doc_ids:
         hidden = set(session.scalars(select(Document.id).where(
             Document.patient_id == patient_id, Document.id.in_(sorted(doc_ids)),
             Document.invisible_patient.is_(True), Document.released_at.is_(None))))
+    secret: set[int] = set()
+    if doc_ids and hide_legal_secret:
+        secret = set(session.scalars(select(Document.id).where(
+            Document.patient_id == patient_id, Document.id.in_(sorted(doc_ids)),
+            Document.invisible_legal_representatives.is_(True))))
     items = []
     for e in entries:
         d = details[e.seq]
-        name, profession, rpps_shown = _who(e, patient_id, pros_by_ref, lang)
+        if secret and _int(d.get("document_id")) in secret:
+            continue  # the minor's secret care: the entry does not exist for their representatives
+        name, profession, rpps_shown = _who(e, patient_id, pros_by_ref, lang, insurers, people)
         refused = e.action.endswith(".refused")
         decision = d.get("decision") if isinstance(d.get("decision"), str) else None
-        outcome = "refused" if refused else ("granted" if decision else "done")
+        # a failed attempt (a wrong password, code…) did not happen: never "Effectué"
+        failed = e.action.endswith((".failed", "_failed", ".throttled"))
+        outcome = "refused" if refused else ("failed" if failed else ("granted" if decision else "done"))
         doc_id = _int(d.get("document_id"))
         category = d.get("category") if isinstance(d.get("category"), str) else None
         if doc_id in hidden:
@@ -163,18 +190,31 @@ def _decorate(session: Session, patient_id: int, entries: list[AuditEntry], lang
     return items
 
 
-def _who(e: AuditEntry, patient_id: int, pros: dict[str, Professional],
-         lang: str) -> tuple[str, str | None, str | None]:
+def _who(e: AuditEntry, patient_id: int, pros: dict[str, Professional], lang: str,
+         insurers: dict[str, str] | None = None,
+         people: dict[str, Patient] | None = None) -> tuple[str, str | None, str | None]:
     if e.actor_type == "professional":
         pro = pros.get(e.actor_id or "")
         if pro is not None:
-            return pro.display_name, PROFESSIONS.get(pro.profession_code, pro.profession_code), pro.rpps
+            return pro.display_name, profession_label(pro.profession_code, lang), pro.rpps
         shown = e.actor_id if e.actor_id and len(e.actor_id) == 11 else "?"
         return message("history_actor_unknown_professional", lang, rpps=shown), None, None
     if e.actor_type == "patient":
         # Never the identity of someone else: the holder is "you", anyone else a generic label.
         mine = e.actor_id == str(patient_id)
         return message("history_actor_you" if mine else "history_actor_patient", lang), None, None
+    if e.actor_type in ACTING_KINDS:
+        # a legal representative or a carer, as themselves: "Marie DUPONT, représentante légale"
+        person = (people or {}).get(e.actor_id or "")
+        if person is not None:
+            name = f"{person.first_given_name} {person.family_name}".strip()
+            gender = "F" if person.sex == "F" else "M"
+            return message(f"history_actor_{e.actor_type}_{gender}", lang, name=name), \
+                message(f"history_actor_{e.actor_type}", lang), None
+    if e.actor_type == "insurer":
+        # the insurer as itself: its name (e.g. "Assurance Maladie"), and what it is
+        return (insurers or {}).get(e.actor_id or "") or message("history_actor_insurer", lang), \
+            message("history_actor_insurer", lang), None
     return (_label(f"history_actor_{e.actor_type}", lang) or message("history_actor_system", lang)), None, None
 
 
@@ -186,7 +226,7 @@ def page(session: Session, patient_id: int, flt: HistoryFilter, *, limit: int, b
         stmt = stmt.where(AuditEntry.seq < before_seq)
     rows = list(session.scalars(stmt.order_by(AuditEntry.seq.desc()).limit(limit + 1)))
     entries, more = rows[:limit], len(rows) > limit
-    return _decorate(session, patient_id, entries, lang), (entries[-1].seq if more else None)
+    return _decorate(session, patient_id, entries, lang, flt.hide_legal_secret), (entries[-1].seq if more else None)
 
 
 def count(session: Session, patient_id: int, flt: HistoryFilter) -> int:

@@ -60,7 +60,6 @@ register_messages({
                                 "en": "The comment must not exceed {max} characters."},
     "upload_category": {"fr": "Cette catégorie n'est pas proposée pour un document que vous ajoutez.",
                         "en": "This category is not offered for a document you add."},
-    "invalid_cursor": {"fr": "curseur invalide", "en": "invalid cursor"},
     "invalid_date_range": {"fr": "la date de début doit précéder la date de fin",
                            "en": "the start date must come before the end date"},
     "removal_reason": {"fr": "motif inconnu", "en": "unknown reason"},

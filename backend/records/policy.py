@@ -1,4 +1,4 @@
-"""Who may see what: the one decision point of the record.
+"""Who may see what, and who may write what: the one decision point of the record.
 
 ``decide(session, actor, patient_id, purpose=..., reason=..., now=...)`` answers "may this actor reach
 this patient's record, and with which scope?" and says why. ``Scope.permits(document)`` and
@@ -17,7 +17,19 @@ Rules (domain.md, "Who may see what"):
    the administrator and the author). A running emergency access keeps its scope until it expires, and
    only while its switch stays on.
 6. A connected service sees the categories its consent grants, never masked or unreleased documents.
-7. Anything else is refused ("no_consent").
+7. The insurer (Assurance Maladie's feed) reads nothing: it feeds the record with reimbursement data
+   (``insurer_may_deposit``), which needs no consent ("insurer_feeds_only").
+8. A minor's legal representative (an active link, ``backend.family``) reads the child's record with the
+   patient's rights, except documents flagged INVISIBLE_REPRESENTANTS_LEGAUX ("legal_representative"). A carer
+   (an accepted link) reads only the areas the patient chose (``Area``: documents, profile, agenda, messages)
+   and never masked documents ("carer"). Both need the holder's account active.
+9. Anything else is refused ("no_consent").
+
+Writes (domain.md, "Writes are decided like reads") are a table, ``WRITE_RULES``: each ``Action`` × kind of
+actor → a rule; ``decide_write`` applies it and says why. A professional may always *deposit* a new
+document (feeding), blocked or not, and gains no read right by it; every other professional write needs
+not to be blocked; *replacing* needs the read decision's scope to permit the original and to be its
+author or of its author's structure; *releasing* is for the author. See the table below.
 
 The profession matrix and the emergency duration are settings (``CARNET_PROFESSION_MATRIX`` JSON,
 ``CARNET_EMERGENCY_ACCESS_MINUTES``): :func:`configure` attaches them to the app's session factory so
@@ -28,15 +40,16 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, bindparam, exists, false, or_, select, true
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.accounts.models import AccountState, Patient
 from backend.db import utcnow
+from backend.family.models import CarerLink, CarerState, LegalRepresentative, RepresentationState, parse_scopes
 from backend.professionals.models import Professional
 from backend.records.models import Block, Consent, Document, EmergencyAccess, Record
 
@@ -53,7 +66,7 @@ EMERGENCY_PURPOSES = (Purpose.ETREAT, Purpose.BTG)
 
 @dataclass(frozen=True)
 class Actor:
-    kind: str  # patient | professional | service | carer
+    kind: str  # patient | professional | service | representative | carer | insurer
     id: int
     professional: Professional | None = None
     granted_categories: frozenset[str] | None = None  # services: the categories their consent grants
@@ -65,6 +78,50 @@ class Actor:
     @classmethod
     def of_professional(cls, pro: Professional) -> Actor:
         return cls("professional", pro.id, professional=pro)
+
+    @classmethod
+    def of_insurer(cls, insurer_id: int) -> Actor:
+        return cls("insurer", insurer_id)
+
+    @classmethod
+    def representative(cls, account_id: int) -> Actor:
+        """A minor's legal representative (their own account's id), acting in the child's record."""
+        return cls("representative", account_id)
+
+    @classmethod
+    def carer(cls, account_id: int) -> Actor:
+        """An adult's carer (their own account's id), acting in the record of the person they help."""
+        return cls("carer", account_id)
+
+
+# People acting in someone else's record from their own account (backend.family): what they are called in
+# the access history and in the audit trail's actor_type.
+ACTING_KINDS = ("representative", "carer")
+
+
+class Area(str, enum.Enum):
+    """The part of the record a read is about. A carer reads only the areas the patient chose (the first
+    four, ``backend.family.models.CarerScope``); the others are never theirs."""
+
+    DOCUMENTS = "documents"
+    PROFILE = "profile"
+    AGENDA = "agenda"
+    MESSAGES = "messages"
+    ACCESS = "access"                  # consents, blocks, emergency switches, the access history
+    NOTIFICATIONS = "notifications"
+    CATALOGUE = "catalogue"
+    ACCOUNT = "account"                # the account's own page, devices
+
+
+# --- the insurer: a system actor that writes one kind of document and reads none -------------------------
+# (kept apart from the professional rules: the write table of the policy can take it as a row of its own)
+INSURER_DEPOSIT_TYPES = frozenset({"REMB"})       # typeCode "Données de remboursement" (JDV_J07, TRE_A05)
+INSURER_DEPOSIT_CLASSES = frozenset({"60"})       # classCode "Données de remboursement" (JDV_J06)
+
+
+def insurer_may_deposit(type_code: str | None, class_code: str | None) -> bool:
+    """The insurer deposits reimbursement histories (CNAM-HR) only: typeCode REMB, classCode 60 if given."""
+    return type_code in INSURER_DEPOSIT_TYPES and (class_code is None or class_code in INSURER_DEPOSIT_CLASSES)
 
 
 Matrix = Mapping[str, Mapping[str, list[str]]]
@@ -180,9 +237,10 @@ class Scope:
 class Decision:
     allowed: bool
     reason: str                 # consent, medecin_traitant, administrator, owner, emergency_samu, break_the_glass,
-                                # service_consent, blocked, no_consent, no_record, account_closed,
+                                # service_consent, blocked, no_consent, no_record, account_closed, insurer_feeds_only,
                                 # emergency_disabled, reason_required, not_regulator, other_patient,
-                                # purpose_not_allowed
+                                # purpose_not_allowed, legal_representative, carer, not_representative,
+                                # not_carer, carer_scope
     purpose: Purpose = Purpose.TREAT
     scope: Scope | None = None
     emergency: bool = False
@@ -221,6 +279,22 @@ _RECORD_STATE = (select(Patient.state, Record.emergency_samu, Record.emergency_b
                  .join(Patient, Patient.id == Record.patient_id).where(Record.patient_id == bindparam("patient_id")))
 _BLOCKED = select(Block.id).where(Block.patient_id == bindparam("patient_id"), Block.rpps == bindparam("rpps"),
                                   Block.removed_at.is_(None)).limit(1)
+# A professional's decision reads the record's state, the block and the consent in one statement.
+_PROFESSIONAL_STATE = _RECORD_STATE.add_columns(
+    exists().where(Block.patient_id == bindparam("patient_id"), Block.rpps == bindparam("rpps"),
+                   Block.removed_at.is_(None)).label("blocked"),
+    exists().where(Consent.patient_id == bindparam("patient_id"), Consent.professional_id == bindparam("professional_id"),
+                   Consent.revoked_at.is_(None)).label("consented"))
+
+
+def _professional_state(session: Session, patient_id: int, pro: Professional,
+                        ) -> tuple[_RecordState | None, bool, bool]:
+    """The record's state, whether the patient blocked this professional, whether a consent runs."""
+    row = session.execute(_PROFESSIONAL_STATE, {"patient_id": patient_id, "rpps": pro.rpps,
+                                                "professional_id": pro.id}).one_or_none()
+    if row is None:
+        return None, False, False
+    return _RecordState(*row[:6]), bool(row.blocked), bool(row.consented)
 
 
 def professional_scope(patient_id: int, pro: Professional, *, see_masked: bool,
@@ -232,17 +306,34 @@ def professional_scope(patient_id: int, pro: Professional, *, see_masked: bool,
                  denied_types=frozenset(rules.get("types", [])))
 
 
+def owner_scope(patient_id: Any) -> Scope:
+    """What the holder sees of their own record: everything not deleted, masked documents included, but not
+    an INVISIBLE_PATIENT document before its release (``patient_id`` may be a bound parameter, for statements
+    built once)."""
+    return Scope(patient_id, see_masked=True)
+
+
+def is_owner_scope(scope: Scope) -> bool:
+    return scope == owner_scope(scope.patient_id)
+
+
 def is_blocked(session: Session, patient_id: int, rpps: str) -> bool:
     return session.scalar(_BLOCKED, {"patient_id": patient_id, "rpps": rpps}) is not None
 
 
 def decide(session: Session, actor: Actor, patient_id: int, *, purpose: Purpose = Purpose.TREAT,
            reason: str | None = None, matrix: dict[str, dict[str, list[str]]] | None = None,
-           now: dt.datetime | None = None) -> Decision:
-    """The access decision for the whole record. Costs a bounded number of queries (no per-document work)."""
+           now: dt.datetime | None = None, area: Area = Area.DOCUMENTS) -> Decision:
+    """The access decision for the whole record (``area``: the part read, for a carer's chosen scope). Costs
+    a bounded number of queries (no per-document work): one for a professional (the record's state, the
+    block and the consent together), and the running emergency access when there is no consent."""
     now = now or utcnow()
     matrix = settings_of(session).matrix if matrix is None else matrix
-    record = _record_state(session, patient_id)
+    blocked = consented = False
+    if actor.kind == "professional" and actor.professional is not None:
+        record, blocked, consented = _professional_state(session, patient_id, actor.professional)
+    else:
+        record = _record_state(session, patient_id)
     if record is None:
         return _deny("no_record", purpose)
     if actor.kind == "patient":
@@ -250,7 +341,11 @@ def decide(session: Session, actor: Actor, patient_id: int, *, purpose: Purpose 
             return _deny("other_patient", purpose)
         if record.state != AccountState.ACTIVE:
             return _deny("account_closed", purpose)
-        return Decision(True, "owner", Purpose.PATRQT, Scope(patient_id, see_masked=True))
+        return Decision(True, "owner", Purpose.PATRQT, owner_scope(patient_id))
+    if actor.kind in ACTING_KINDS:
+        return _decide_acting(session, actor, patient_id, record, area)
+    if actor.kind == "insurer":
+        return _deny("insurer_feeds_only", purpose)
     if record.state in (AccountState.CLOSED, AccountState.OPPOSED):
         return _deny("account_closed", purpose)
     if actor.kind == "service":
@@ -260,7 +355,7 @@ def decide(session: Session, actor: Actor, patient_id: int, *, purpose: Purpose 
     if actor.kind != "professional" or actor.professional is None:
         return _deny("no_consent", purpose)
     pro = actor.professional
-    if is_blocked(session, patient_id, pro.rpps):
+    if blocked:
         return _deny("blocked", purpose)
     is_admin = record.administrator_id == pro.id
 
@@ -274,10 +369,7 @@ def decide(session: Session, actor: Actor, patient_id: int, *, purpose: Purpose 
     elif is_admin:
         why = "administrator"
     else:
-        consent = session.scalar(select(Consent.id).where(Consent.patient_id == patient_id,
-                                                          Consent.professional_id == pro.id,
-                                                          Consent.revoked_at.is_(None)).limit(1))
-        if consent is None:
+        if not consented:
             # an emergency access still running keeps its scope until it expires (while its switch is on)
             running = session.execute(select(EmergencyAccess.purpose, EmergencyAccess.reason).where(
                 EmergencyAccess.patient_id == patient_id, EmergencyAccess.professional_id == pro.id,
@@ -288,6 +380,55 @@ def decide(session: Session, actor: Actor, patient_id: int, *, purpose: Purpose 
             return decision if decision.allowed else _deny("no_consent", purpose)
         why = "consent"
     return Decision(True, why, purpose, professional_scope(patient_id, pro, see_masked=is_admin, matrix=matrix))
+
+
+_REPRESENTS = select(LegalRepresentative.id).where(
+    LegalRepresentative.child_id == bindparam("patient_id"),
+    LegalRepresentative.representative_id == bindparam("account_id"),
+    LegalRepresentative.state == RepresentationState.ACTIVE).limit(1)
+_CARER_SCOPES = select(CarerLink.scopes).where(
+    CarerLink.patient_id == bindparam("patient_id"), CarerLink.carer_id == bindparam("account_id"),
+    CarerLink.state == CarerState.ACCEPTED).limit(1)
+
+
+def represents(session: Session, account_id: int, patient_id: int) -> bool:
+    """Is this account an active legal representative of this (minor's) record?"""
+    return session.scalar(_REPRESENTS, {"patient_id": patient_id, "account_id": account_id}) is not None
+
+
+def carer_scopes(session: Session, account_id: int, patient_id: int) -> frozenset[str] | None:
+    """The areas this account helps this patient with (an accepted carer link), or None."""
+    raw = session.scalar(_CARER_SCOPES, {"patient_id": patient_id, "account_id": account_id})
+    return None if raw is None else parse_scopes(raw)
+
+
+def acting_actor(session: Session, account_id: int, patient_id: int) -> Actor | None:
+    """Who this signed-in account is in this record: the holder, a representative, a carer, or nobody."""
+    if account_id == patient_id:
+        return Actor.patient(patient_id)
+    if represents(session, account_id, patient_id):
+        return Actor.representative(account_id)
+    if carer_scopes(session, account_id, patient_id) is not None:
+        return Actor.carer(account_id)
+    return None
+
+
+def _decide_acting(session: Session, actor: Actor, patient_id: int, record: _RecordState, area: Area) -> Decision:
+    """Rule 8: a representative or a carer, read from their link on every request (revocation, majority and
+    leaving count on the very next one)."""
+    if record.state != AccountState.ACTIVE:
+        return _deny("account_closed", Purpose.PATRQT)
+    if actor.kind == "representative":
+        if not represents(session, actor.id, patient_id):
+            return _deny("not_representative", Purpose.PATRQT)
+        return Decision(True, "legal_representative", Purpose.PATRQT,
+                        Scope(patient_id, see_masked=True, hide_from_legal_representatives=True))
+    scopes = carer_scopes(session, actor.id, patient_id)
+    if scopes is None:
+        return _deny("not_carer", Purpose.PATRQT)
+    if area.value not in scopes:
+        return _deny("carer_scope", Purpose.PATRQT)
+    return Decision(True, "carer", Purpose.PATRQT, Scope(patient_id))
 
 
 def _emergency(record: _RecordState, pro: Professional, patient_id: int, purpose: Purpose, reason: str | None,
@@ -306,3 +447,329 @@ def _emergency(record: _RecordState, pro: Professional, patient_id: int, purpose
         why = "break_the_glass"
     scope = professional_scope(patient_id, pro, see_masked=record.emergency_masked or is_admin, matrix=matrix)
     return Decision(True, why, purpose, scope, emergency=True, details={"reason": reason.strip()[:500]})
+
+
+# --- writes -------------------------------------------------------------------------------------------------
+#
+# Writes are decided like reads (domain.md, "Writes are decided like reads"): every write a route makes on a
+# patient's record, agenda, inbox or account is an ``Action``; ``WRITE_RULES`` says, for each action, which
+# kinds of actor may make it and under which rule. A kind of actor absent from an action's row is refused
+# ("not_permitted"): adding a kind of actor (a minor's legal representative, an adult's carer) is adding a
+# column to this table, without touching the callers.
+#
+# A rule has two parts: ``actor`` decides the acting person on this record (a route decides it before it
+# runs), ``target`` the object the write is about (the document replaced, the appointment cancelled…; the
+# service that found the object decides it). Every rule starts from the same gate: the record exists (an
+# opposed account has none) and is not closed; for the holder, the account is active.
+
+
+class Action(str, enum.Enum):
+    """Every write on a patient's record, agenda, inbox or account. Values name the audit entries of refusals
+    (``<value>.refused``) and the history's labels (``history_action_<value with _>``)."""
+
+    # what professionals do
+    DOCUMENT_DEPOSIT = "document.deposit"              # ITI-65: a new document (feeding the record)
+    DOCUMENT_REPLACE = "document.replace"              # ITI-65 relatesTo replaces (XDS RPLC)
+    DOCUMENT_RELEASE = "document.release"              # $release of an INVISIBLE_PATIENT document
+    APPOINTMENT_CREATE = "appointment.create"          # the practice books; the patient books online
+    APPOINTMENT_CANCEL = "appointment.cancel"
+    MESSAGE_SEND = "message.send"                      # a message, in a new conversation or in one
+    CONVERSATION = "message.conversation"              # end it, forbid or allow replies; archive, delete
+    ACCESS_BLOCKS = "access.blocks"                    # block / unblock (the administrator blocks others too)
+    # what the holder does
+    MESSAGE_START = "message.start"                    # the patient starts a conversation
+    DOCUMENT_UPLOAD = "document.upload"                # their own document (upload, an attachment saved)
+    DOCUMENT_DELETE = "document.delete"                # their own uploads only
+    DOCUMENT_REMOVAL_REQUEST = "document.removal_request"  # others' documents: a request, not a deletion
+    DOCUMENT_MASK = "document.mask"                    # mask, unmask, "mask new documents"
+    ACCESS_CONSENTS = "access.consents"
+    ACCESS_CARE_TEAM = "access.care_team"              # médecin traitant, administrator professional
+    ACCESS_EMERGENCY = "access.emergency"              # the three emergency switches
+    DIRECTIVES = "profile.directives"                  # advance directives, organ donation
+    PROFILE_ENTRIES = "profile.entries"                # history, allergies, treatments, measures…
+    LEGACY_REVIEW = "record.legacy_review"             # what the legacy DMP import asks the holder to decide
+    APPOINTMENT_RESCHEDULE = "appointment.reschedule"
+    AGENDA_ENTRIES = "agenda.entries"                  # their own entries, imports, prevention marks
+    AGENDA_FEED = "agenda.feed"                        # the calendar feed's secret address
+    CATALOGUE_CONNECTIONS = "catalogue.connections"    # connect, renew, revoke, report a service
+    NOTIFICATION_SETTINGS = "notifications.settings"   # preferences, read marks, push subscription
+    ACCOUNT = "account.manage"                         # password, devices, sign-out, closure
+    FAMILY = "family.links"                            # their own family links: carers named, children, invitations
+
+
+@dataclass(frozen=True)
+class WriteContext:
+    session: Session
+    actor: Actor
+    patient_id: int
+    record: _RecordState
+    now: dt.datetime
+
+
+@dataclass(frozen=True)
+class Correspondent:
+    """The target of MESSAGE_START: the professional the patient writes to, and whether they wrote first."""
+
+    professional_id: int
+    has_written: bool
+
+
+NO_TARGET: Any = object()  # the route's decision, before the object of the write is known
+
+ActorRule = Callable[[WriteContext], Decision]
+TargetRule = Callable[[WriteContext, Any, Decision], Decision]
+
+
+@dataclass(frozen=True)
+class Rule:
+    actor: ActorRule
+    target: TargetRule | None = None
+
+
+# Refusals of writes: reason → the error code the caller answers with (403). Reasons absent here answer
+# ``access_<reason>`` (the read side's codes: access_blocked, access_no_consent…).
+WRITE_REFUSAL_CODES = {
+    "not_own_upload": "document_not_own_upload",
+    "not_author": "access_not_author",
+    "not_insurer_history": "insurer_replace_not_own",
+    "not_release_author": "document_release_not_author",
+    "not_correspondent": "inbox_new_thread_not_allowed",
+    "not_administrator": "not_record_administrator",
+    "not_representative": "family_not_representative",
+    "not_carer": "family_not_carer",
+    "carer_scope": "family_carer_scope",
+}
+
+
+def _grant(reason: str, scope: Scope | None = None) -> Decision:
+    return Decision(True, reason, scope=scope)
+
+
+def write_refusal(reason: str) -> Decision:
+    return Decision(False, reason, details={"code": WRITE_REFUSAL_CODES.get(reason, f"access_{reason}")})
+
+
+def refusal_code(decision: Decision) -> str:
+    return str(decision.details.get("code") or f"access_{decision.reason}")
+
+
+def _professional(ctx: WriteContext) -> Professional | None:
+    return ctx.actor.professional if ctx.actor.kind == "professional" else None
+
+
+def _blocked(ctx: WriteContext) -> bool:
+    pro = _professional(ctx)
+    return pro is not None and is_blocked(ctx.session, ctx.patient_id, pro.rpps)
+
+
+def _is_author(pro: Professional, doc: Document) -> bool:
+    return doc.author_professional_id == pro.id or (doc.author_rpps is not None and doc.author_rpps == pro.rpps)
+
+
+# The rules, in the domain's words. Each returns the reason the audit trail and the history show.
+
+def holder(ctx: WriteContext) -> Decision:
+    """The patient on their own record (their account is active: the gate checked it)."""
+    return _grant("owner") if ctx.actor.id == ctx.patient_id else write_refusal("other_patient")
+
+
+def feeds_the_record(ctx: WriteContext) -> Decision:
+    """Any identified professional feeds the record, a blocked one too (the holder cannot oppose the feeding):
+    it gives no read right, and touches no existing document."""
+    return _grant("feeding") if _professional(ctx) is not None else write_refusal("not_permitted")
+
+
+def unblocked_professional(reason: str) -> ActorRule:
+    """A professional the holder did not block: what they add to the agenda or the inbox needs no consent
+    (a practice books for a patient who called it), but a block beats it."""
+    def rule(ctx: WriteContext) -> Decision:
+        if _professional(ctx) is None:
+            return write_refusal("not_permitted")
+        return write_refusal("blocked") if _blocked(ctx) else _grant(reason)
+    rule.__name__ = f"unblocked_professional_{reason}"
+    return rule
+
+
+def reads_the_record(ctx: WriteContext) -> Decision:
+    """Replacing starts from reading: the read policy's decision (consent, médecin traitant, administrator,
+    an emergency still running; blocked beats everything), whose scope the target rule applies."""
+    if _professional(ctx) is None:
+        return write_refusal("not_permitted")
+    read = decide(ctx.session, ctx.actor, ctx.patient_id, now=ctx.now)
+    if not read.allowed:
+        return write_refusal(read.reason)
+    return _grant(read.reason, read.scope)
+
+
+def author_or_structure(ctx: WriteContext, doc: Document | None, granted: Decision) -> Decision:
+    """The original must be one the professional may read (profession matrix, masking) and they must be its
+    author or belong to its author's structure. An unknown original answers as one they may not read (the
+    answer tells nothing of documents out of their scope)."""
+    pro = _professional(ctx)
+    assert pro is not None and granted.scope is not None
+    if doc is None or not granted.scope.permits(doc):
+        return write_refusal("not_readable")
+    if _is_author(pro, doc):
+        return _grant("author", granted.scope)
+    if pro.structure_id and doc.author_structure_id == pro.structure_id:
+        return _grant("author_structure", granted.scope)
+    return write_refusal("not_author")
+
+
+def any_professional(ctx: WriteContext) -> Decision:
+    return _grant("professional") if _professional(ctx) is not None else write_refusal("not_permitted")
+
+
+def releasing_author(ctx: WriteContext, doc: Document, granted: Decision) -> Decision:
+    """Only the author releases an INVISIBLE_PATIENT document (after the announcement consultation); for
+    anyone else the document does not exist. A blocked author is refused like every blocked professional."""
+    pro = _professional(ctx)
+    assert pro is not None
+    if doc.patient_id != ctx.patient_id or not _is_author(pro, doc):
+        return write_refusal("not_release_author")
+    return write_refusal("blocked") if _blocked(ctx) else _grant("author")
+
+
+def own_appointment(ctx: WriteContext, professional_id: int | None, granted: Decision) -> Decision:
+    pro = _professional(ctx)
+    assert pro is not None
+    return granted if professional_id == pro.id else write_refusal("not_own_appointment")
+
+
+def own_upload(ctx: WriteContext, doc: Document, granted: Decision) -> Decision:
+    """The holder deletes what they added; for what others recorded, they ask for its removal."""
+    return granted if doc.source == "patient" else write_refusal("not_own_upload")
+
+
+def wrote_first(ctx: WriteContext, to: Correspondent, granted: Decision) -> Decision:
+    """The patient starts a conversation only with a professional who already wrote to them."""
+    return _grant("correspondent") if to.has_written else write_refusal("not_correspondent")
+
+
+def record_administrator(ctx: WriteContext) -> Decision:
+    """The record's administrator professional may block others (never themselves), unless blocked."""
+    pro = _professional(ctx)
+    if pro is None or ctx.record.administrator_id != pro.id or _blocked(ctx):
+        return write_refusal("not_administrator")
+    return _grant("administrator")
+
+
+def not_themselves(ctx: WriteContext, rpps: str, granted: Decision) -> Decision:
+    pro = _professional(ctx)
+    return write_refusal("not_administrator") if pro is not None and pro.rpps == rpps else granted
+
+
+def insurer_feed(ctx: WriteContext) -> Decision:
+    """The insurer's feed (Assurance Maladie, a system actor with its own credentials) adds reimbursement
+    histories: no consent (it feeds, it reads nothing); what it may send is ``insurer_may_deposit``."""
+    return _grant("insurer_feed") if ctx.actor.kind == "insurer" else write_refusal("not_permitted")
+
+
+def insurer_own_history(ctx: WriteContext, doc: Document | None, granted: Decision) -> Decision:
+    """The feed replaces only a history it deposited (a month sent again, corrected)."""
+    if doc is None or doc.patient_id != ctx.patient_id or doc.source != "insurer":
+        return write_refusal("not_insurer_history")
+    return granted
+
+
+def connected_service(ctx: WriteContext) -> Decision:
+    """A connected service writes what its consent's write permissions name (checked by the catalogue with
+    its token); de-referencing or revoking ends it there."""
+    return _grant("service_consent")
+
+
+def representing(ctx: WriteContext) -> Decision:
+    """A minor's legal representative acts with the patient's rights (an active link, read now)."""
+    if ctx.actor.kind != "representative":
+        return write_refusal("not_permitted")
+    if not represents(ctx.session, ctx.actor.id, ctx.patient_id):
+        return write_refusal("not_representative")
+    return _grant("legal_representative")
+
+
+def carer_for(area: Area) -> ActorRule:
+    """A carer, in an area the patient chose for them (an accepted link, read now)."""
+    def rule(ctx: WriteContext) -> Decision:
+        if ctx.actor.kind != "carer":
+            return write_refusal("not_permitted")
+        scopes = carer_scopes(ctx.session, ctx.actor.id, ctx.patient_id)
+        if scopes is None:
+            return write_refusal("not_carer")
+        return _grant("carer") if area.value in scopes else write_refusal("carer_scope")
+    rule.__name__ = f"carer_for_{area.value}"
+    return rule
+
+
+HOLDER = Rule(holder)
+REPRESENTATIVE = Rule(representing)
+CARER_AGENDA = Rule(carer_for(Area.AGENDA))
+CARER_MESSAGES = Rule(carer_for(Area.MESSAGES))
+
+# The table: action × kind of actor → rule. Kinds: patient (the holder), professional, service,
+# insurer (the Assurance Maladie feed: deposits and replaces its own histories, reads nothing),
+# representative (a minor's legal representative: the patient's rights on the record, agenda, inbox, access
+# control and emergency switches; not the connected services nor the account itself, which is the child's),
+# carer (the agenda and the messages when the patient chose them; never access rights, emergency switches,
+# directives or the account: domain.md).
+WRITE_RULES: dict[Action, dict[str, Rule]] = {
+    Action.DOCUMENT_DEPOSIT: {"professional": Rule(feeds_the_record), "insurer": Rule(insurer_feed)},
+    Action.DOCUMENT_REPLACE: {"professional": Rule(reads_the_record, author_or_structure),
+                              "insurer": Rule(insurer_feed, insurer_own_history)},
+    Action.DOCUMENT_RELEASE: {"professional": Rule(any_professional, releasing_author)},
+    Action.APPOINTMENT_CREATE: {"patient": HOLDER, "professional": Rule(unblocked_professional("feeding")),
+                                "representative": REPRESENTATIVE, "carer": CARER_AGENDA},
+    Action.APPOINTMENT_CANCEL: {"patient": HOLDER,
+                                "professional": Rule(unblocked_professional("own_appointment"), own_appointment),
+                                "representative": REPRESENTATIVE, "carer": CARER_AGENDA},
+    Action.MESSAGE_SEND: {"patient": HOLDER, "professional": Rule(unblocked_professional("correspondent")),
+                          "representative": REPRESENTATIVE, "carer": CARER_MESSAGES},
+    Action.CONVERSATION: {"patient": HOLDER, "professional": Rule(unblocked_professional("correspondent")),
+                          "representative": REPRESENTATIVE, "carer": CARER_MESSAGES},
+    Action.ACCESS_BLOCKS: {"patient": HOLDER, "professional": Rule(record_administrator, not_themselves),
+                           "representative": REPRESENTATIVE},
+    Action.MESSAGE_START: {"patient": Rule(holder, wrote_first), "representative": Rule(representing, wrote_first),
+                           "carer": Rule(carer_for(Area.MESSAGES), wrote_first)},
+    Action.DOCUMENT_UPLOAD: {"patient": HOLDER, "representative": REPRESENTATIVE},
+    Action.DOCUMENT_DELETE: {"patient": Rule(holder, own_upload), "representative": Rule(representing, own_upload)},
+    Action.DOCUMENT_REMOVAL_REQUEST: {"patient": HOLDER, "representative": REPRESENTATIVE},
+    Action.DOCUMENT_MASK: {"patient": HOLDER, "representative": REPRESENTATIVE},
+    Action.ACCESS_CONSENTS: {"patient": HOLDER, "representative": REPRESENTATIVE},
+    Action.ACCESS_CARE_TEAM: {"patient": HOLDER, "representative": REPRESENTATIVE},
+    Action.ACCESS_EMERGENCY: {"patient": HOLDER, "representative": REPRESENTATIVE},
+    Action.DIRECTIVES: {"patient": HOLDER, "representative": REPRESENTATIVE},
+    Action.PROFILE_ENTRIES: {"patient": HOLDER, "service": Rule(connected_service), "representative": REPRESENTATIVE},
+    Action.LEGACY_REVIEW: {"patient": HOLDER, "representative": REPRESENTATIVE},
+    Action.APPOINTMENT_RESCHEDULE: {"patient": HOLDER, "representative": REPRESENTATIVE, "carer": CARER_AGENDA},
+    Action.AGENDA_ENTRIES: {"patient": HOLDER, "representative": REPRESENTATIVE, "carer": CARER_AGENDA},
+    Action.AGENDA_FEED: {"patient": HOLDER, "representative": REPRESENTATIVE},
+    Action.CATALOGUE_CONNECTIONS: {"patient": HOLDER},
+    Action.NOTIFICATION_SETTINGS: {"patient": HOLDER, "representative": REPRESENTATIVE},
+    Action.ACCOUNT: {"patient": HOLDER},
+    Action.FAMILY: {"patient": HOLDER},
+}
+
+
+def decide_write(session: Session, actor: Actor, patient_id: int, action: Action, *, target: Any = NO_TARGET,
+                 now: dt.datetime | None = None) -> Decision:
+    """May this actor make this write on this patient's record (and on ``target``, the object it is about)?
+
+    Without ``target`` only the actor part of the rule is decided (a route, before it runs); a rule with a
+    target part is then decided again, whole, by the service that found the object. Costs the record's
+    state, the block and, for a replacement, the read decision: a bounded number of queries.
+    """
+    now = now or utcnow()
+    rule = WRITE_RULES.get(action, {}).get(actor.kind)
+    record = _record_state(session, patient_id)
+    if record is None:
+        return write_refusal("no_record")
+    if record.state in (AccountState.CLOSED, AccountState.OPPOSED) or (
+            actor.kind == "patient" and actor.id == patient_id and record.state != AccountState.ACTIVE) or (
+            actor.kind in ACTING_KINDS and record.state != AccountState.ACTIVE):
+        return write_refusal("account_closed")
+    if rule is None:
+        return write_refusal("not_permitted")
+    ctx = WriteContext(session, actor, patient_id, record, now)
+    decision = rule.actor(ctx)
+    if not decision.allowed or rule.target is None or target is NO_TARGET:
+        return decision
+    return rule.target(ctx, target, decision)

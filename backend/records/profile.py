@@ -16,14 +16,16 @@ Functions other features call:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
+from backend import cursors
 from backend.accounts.models import Patient
 from backend.audit import service as audit
 from backend.db import utcnow
@@ -126,6 +128,7 @@ def entry_view(entry: ProfileEntry, fields: dict[str, Any]) -> dict[str, Any]:
         "updated_at": entry.updated_at, "editable": entry.author_kind == "patient",
         "hidden": entry.hidden_at is not None, "needs_confirmation": entry.needs_confirmation,
         "conflict_group": entry.conflict_group, "removal_requested_at": entry.removal_requested_at,
+        "document_id": entry.document_id, "proposal": is_proposal(entry.conflict_group),
     }
 
 
@@ -133,19 +136,32 @@ def _open_entry(vault: Vault, entry: ProfileEntry) -> dict[str, Any]:
     return _open(vault, entry.patient_id, entry.data, entry_context(entry.kind, entry.id))
 
 
-def _get_entry(session: Session, patient_id: int, kind: str, entry_id: int) -> ProfileEntry:
+def readable_entries(scope: Scope | None) -> Any:
+    """Entries read from a document the reader may not see are not theirs either: for a minor's legal
+    representative, none read from a document under the minor's secrecy (INVISIBLE_REPRESENTANTS_LEGAUX)."""
+    if scope is None or not scope.hide_from_legal_representatives:
+        return true()
+    secret = select(Document.id).where(Document.patient_id == scope.patient_id,
+                                       Document.invisible_legal_representatives.is_(True))
+    return or_(ProfileEntry.document_id.is_(None), ProfileEntry.document_id.not_in(secret))
+
+
+def _get_entry(session: Session, patient_id: int, kind: str, entry_id: int,
+               scope: Scope | None = None) -> ProfileEntry:
     entry = session.scalar(select(ProfileEntry).where(
         ProfileEntry.id == entry_id, ProfileEntry.patient_id == patient_id, ProfileEntry.kind == kind,
-        ProfileEntry.deleted_at.is_(None)))
+        ProfileEntry.deleted_at.is_(None), readable_entries(scope)))
     if entry is None:
         raise NotFound("profile_entry_not_found")
     return entry
 
 
 def _new_entry(session: Session, patient_id: int, kind: str, author: Author, source: str, now: dt.datetime,
-               source_key: str | None = None, conflict_group: str | None = None) -> ProfileEntry:
+               source_key: str | None = None, conflict_group: str | None = None,
+               document_id: int | None = None) -> ProfileEntry:
     entry = ProfileEntry(patient_id=patient_id, kind=kind, data="", created_at=now, source_key=source_key,
-                         needs_confirmation=conflict_group is not None, conflict_group=conflict_group)
+                         needs_confirmation=conflict_group is not None, conflict_group=conflict_group,
+                         document_id=document_id)
     _stamp(entry, author, source)
     session.add(entry)
     return entry
@@ -172,18 +188,20 @@ def create_entry(session: Session, vault: Vault, patient_id: int, kind: str, dat
     return entry_view(entry, fields)
 
 
-def get_entry(session: Session, vault: Vault, patient_id: int, kind: str, entry_id: int) -> dict[str, Any]:
+def get_entry(session: Session, vault: Vault, patient_id: int, kind: str, entry_id: int,
+              scope: Scope | None = None) -> dict[str, Any]:
     pk.get_kind(kind)
-    entry = _get_entry(session, patient_id, kind, entry_id)
+    entry = _get_entry(session, patient_id, kind, entry_id, scope)
     return entry_view(entry, _open_entry(vault, entry))
 
 
 def list_entries(session: Session, vault: Vault, patient_id: int, kind: str, *, limit: int,
-                 after_id: int | None = None, include_hidden: bool = False) -> tuple[list[dict[str, Any]], bool]:
+                 after_id: int | None = None, include_hidden: bool = False,
+                 scope: Scope | None = None) -> tuple[list[dict[str, Any]], bool]:
     """One kind's entries, newest first, keyset-paginated on the id; (page, more)."""
     pk.get_kind(kind)
     query = select(ProfileEntry).where(ProfileEntry.patient_id == patient_id, ProfileEntry.kind == kind,
-                                       ProfileEntry.deleted_at.is_(None))
+                                       ProfileEntry.deleted_at.is_(None), readable_entries(scope))
     if not include_hidden:
         query = query.where(ProfileEntry.hidden_at.is_(None))
     if after_id is not None:
@@ -252,6 +270,8 @@ def set_entry_state(session: Session, vault: Vault, patient_id: int, kind: str, 
             entry.needs_confirmation = False
     if confirmed:
         entry.needs_confirmation = False
+        if is_proposal(entry.conflict_group):
+            entry.hidden_at = None   # the patient adopts what a (masked) document proposed: it is theirs to see
     if hidden is None:
         action = "profile.entry_confirmed"
     else:
@@ -261,6 +281,16 @@ def set_entry_state(session: Session, vault: Vault, patient_id: int, kind: str, 
 
 
 # --- imports and conflicts ----------------------------------------------------------------------------
+
+# A conflict group under this prefix is not a disagreement between imports but something a document
+# proposes (a vaccination from a dispensed vaccine): the patient confirms it, or hides it.
+PROPOSAL_PREFIX = "proposal:"
+ITEM_META = ("source_key", "author", "recorded_at", "document_id")
+
+
+def is_proposal(group: str | None) -> bool:
+    return bool(group) and str(group).startswith(PROPOSAL_PREFIX)
+
 
 @dataclass
 class ImportResult:
@@ -274,8 +304,9 @@ def add_entries(session: Session, vault: Vault, patient_id: int, kind: str, item
                 now: dt.datetime | None = None) -> ImportResult:
     """Bulk add for importers (legacy DMP, professional software). Each item holds the kind's fields plus
     optional ``source_key`` (idempotency: an item whose key is already there, even deleted by the patient,
-    is skipped), ``author`` (``{"kind", "rpps", "name"}``, default ``author``) and ``recorded_at``.
-    ``kind`` may also be ``"measure"`` (fields as for :func:`add_measure`).
+    is skipped), ``author`` (``{"kind", "rpps", "name"}``, default ``author``), ``recorded_at`` and
+    ``document_id`` (the document the entry was read from). ``kind`` may also be ``"measure"`` (fields as
+    for :func:`add_measure`).
 
     An invalid item is rejected with its errors, the others go in. ``conflict_group`` marks the created
     entries as needing the patient's confirmation (two disagreeing lists); adding to a single-valued kind
@@ -296,25 +327,40 @@ def add_entries(session: Session, vault: Vault, patient_id: int, kind: str, item
     if spec.single and group is None and _single_taken(session, patient_id, kind):
         group = f"{kind}:{now.date().isoformat()}"
     pending: list[tuple[ProfileEntry, dict[str, Any]]] = []
+    clean = functools.partial(pk.clean_entry, spec, today=_today(now), birth_date=birth_date)
+    for item, key, who, fields in _each_new(items, existing, result, author, clean):
+        recorded = item.get("recorded_at") if isinstance(item.get("recorded_at"), dt.datetime) else now
+        document_id = item.get("document_id") if isinstance(item.get("document_id"), int) else None
+        entry = _new_entry(session, patient_id, kind, who, source, recorded, key, group, document_id)
+        pending.append((entry, fields))
+    return _imported(session, vault, patient_id, kind, pending, author, source, now, result)
+
+
+def _each_new(items: list[Any], existing: set[str], result: ImportResult, author: Author | None,
+              clean: Callable[[dict[str, Any]], Any]) -> Iterator[tuple[dict[str, Any], str | None, Author, Any]]:
+    """The import loop of entries and measures alike: an item whose source key is known is skipped, one that
+    ``clean`` refuses is rejected with its errors; → (item, source key, author, what ``clean`` gave) for each
+    item to create (its key then counts as known)."""
     for index, item in enumerate(items):
         key = str(item["source_key"]) if isinstance(item, dict) and item.get("source_key") else None
         if key is not None and key in existing:
             result.skipped.append(key)
             continue
         try:
-            raw = {k: v for k, v in item.items() if k not in ("source_key", "author", "recorded_at")}
-            fields = pk.clean_entry(spec, raw, today=_today(now), birth_date=birth_date)
+            cleaned = clean({k: v for k, v in item.items() if k not in ITEM_META})
             who = Author.from_dict(item.get("author")) if item.get("author") else (author or PATIENT)
         except (DomainError, ValueError, AttributeError) as refused:
             result.rejected.append({"index": index, "source_key": key, "errors": _errors_of(refused)})
             continue
-        recorded = item.get("recorded_at") if isinstance(item.get("recorded_at"), dt.datetime) else now
-        entry = _new_entry(session, patient_id, kind, who, source, recorded, key, group)
-        pending.append((entry, fields))
+        yield item, key, who, cleaned
         if key is not None:
             existing.add(key)
+
+
+def _imported(session: Session, vault: Vault, patient_id: int, kind: str, pending: Sequence[tuple[Any, dict[str, Any]]],
+              author: Author | None, source: str, now: dt.datetime, result: ImportResult) -> ImportResult:
     _seal_pending(session, vault, patient_id, pending, kind)
-    result.created = [e.id for e, _ in pending]
+    result.created = [row.id for row, _ in pending]
     if pending:
         _trace(session, author or PATIENT, source, patient_id, "profile.imported", now, kind=kind,
                created=len(pending), skipped=len(result.skipped), rejected=len(result.rejected))
@@ -339,6 +385,17 @@ def _seal_pending(session: Session, vault: Vault, patient_id: int, pending: Sequ
     session.flush()
 
 
+def hide_entries(session: Session, patient_id: int, entry_ids: Iterable[int], *, now: dt.datetime) -> int:
+    """Hide entries as they are created (read from a masked document): kept, shown among hidden ones."""
+    ids = list(entry_ids)
+    rows = session.scalars(select(ProfileEntry).where(ProfileEntry.patient_id == patient_id,
+                                                      ProfileEntry.id.in_(ids))).all() if ids else []
+    for row in rows:
+        row.hidden_at = now
+    session.flush()
+    return len(rows)
+
+
 def flag_conflict(session: Session, patient_id: int, entry_ids: Iterable[int], group: str) -> int:
     """Ask the patient to confirm or hide these entries (e.g. the patient's allergy list and an imported
     one disagree). Returns how many entries were flagged."""
@@ -352,15 +409,59 @@ def flag_conflict(session: Session, patient_id: int, entry_ids: Iterable[int], g
     return len(rows)
 
 
-def conflicts(session: Session, vault: Vault, patient_id: int) -> list[dict[str, Any]]:
-    """Groups of entries waiting for the patient's confirmation: ``[{group, kind, entries: [...]}]``."""
+def _not_proposal() -> Any:
+    return or_(ProfileEntry.conflict_group.is_(None),
+               ProfileEntry.conflict_group.not_like(f"{PROPOSAL_PREFIX}%"))
+
+
+def conflicts(session: Session, vault: Vault, patient_id: int, scope: Scope | None = None) -> list[dict[str, Any]]:
+    """Groups of entries waiting for the patient's confirmation: ``[{group, kind, entries: [...]}]``.
+    Proposals (:func:`proposals`) are not conflicts."""
     rows = session.scalars(select(ProfileEntry).where(
         ProfileEntry.patient_id == patient_id, ProfileEntry.needs_confirmation.is_(True),
-        ProfileEntry.deleted_at.is_(None)).order_by(ProfileEntry.conflict_group, ProfileEntry.id)).all()
+        ProfileEntry.deleted_at.is_(None), _not_proposal(), readable_entries(scope))
+        .order_by(ProfileEntry.conflict_group, ProfileEntry.id)).all()
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row.conflict_group or "", row.kind), []).append(entry_view(row, _open_entry(vault, row)))
     return [{"group": g, "kind": k, "entries": entries} for (g, k), entries in groups.items()]
+
+
+def proposals(session: Session, vault: Vault, patient_id: int, *, limit: int,
+              after_id: int | None = None, scope: Scope | None = None) -> tuple[list[dict[str, Any]], bool]:
+    """Entries a document proposes and the patient has not settled yet (a vaccination read from a
+    dispensed vaccine), newest first, each with the document it came from: two queries."""
+    query = (select(ProfileEntry, Document.title, Document.service_date, Document.submitted_at,
+                    Document.author_organisation)
+             .outerjoin(Document, and_(Document.id == ProfileEntry.document_id, Document.deleted_at.is_(None)))
+             .where(ProfileEntry.patient_id == patient_id, ProfileEntry.needs_confirmation.is_(True),
+                    ProfileEntry.deleted_at.is_(None), readable_entries(scope),
+                    ProfileEntry.conflict_group.like(f"{PROPOSAL_PREFIX}%")))
+    if after_id is not None:
+        query = query.where(ProfileEntry.id < after_id)
+    rows = session.execute(query.order_by(ProfileEntry.id.desc()).limit(limit + 1)).all()
+    out = []
+    for entry, title, service_date, submitted_at, organisation in rows[:limit]:
+        view = entry_view(entry, _open_entry(vault, entry))
+        view["document"] = ({"id": entry.document_id, "title": title, "date": service_date or submitted_at,
+                             "organisation": organisation} if title is not None else None)
+        out.append(view)
+    return out, len(rows) > limit
+
+
+def confirmed_vaccinations(session: Session, vault: Vault, patient_id: int) -> list[dict[str, Any]]:
+    """The vaccinations the record holds as facts (not hidden, not waiting for confirmation), oldest
+    first: ``{"id", "vaccine", "atc", "date"}``. The prevention calendar follows them."""
+    rows = session.scalars(select(ProfileEntry).where(
+        ProfileEntry.patient_id == patient_id, ProfileEntry.kind == "vaccination",
+        ProfileEntry.deleted_at.is_(None), ProfileEntry.hidden_at.is_(None),
+        ProfileEntry.needs_confirmation.is_(False)).order_by(ProfileEntry.id)).all()
+    out = []
+    for row in rows:
+        fields = _open_entry(vault, row)
+        out.append({"id": row.id, "vaccine": fields.get("vaccine"), "atc": fields.get("atc"),
+                    "date": fields.get("date")})
+    return out
 
 
 # --- measures -----------------------------------------------------------------------------------------
@@ -414,31 +515,14 @@ def _add_measures(session: Session, vault: Vault, patient_id: int, items: list[d
     existing = set(session.scalars(select(ProfileMeasure.source_key).where(
         ProfileMeasure.patient_id == patient_id, ProfileMeasure.source_key.in_(keys)))) if keys else set()
     pending: list[tuple[ProfileMeasure, dict[str, Any]]] = []
-    for index, item in enumerate(items):
-        key = str(item["source_key"]) if isinstance(item, dict) and item.get("source_key") else None
-        if key is not None and key in existing:
-            result.skipped.append(key)
-            continue
-        try:
-            raw = {k: v for k, v in item.items() if k not in ("source_key", "author", "recorded_at")}
-            mtype, measured_at, fields = pk.clean_measure(raw, now=now, birth_date=birth_date)
-            who = Author.from_dict(item.get("author")) if item.get("author") else (author or PATIENT)
-        except (DomainError, ValueError, AttributeError) as refused:
-            result.rejected.append({"index": index, "source_key": key, "errors": _errors_of(refused)})
-            continue
+    clean = functools.partial(pk.clean_measure, now=now, birth_date=birth_date)
+    for _item, key, who, (mtype, measured_at, fields) in _each_new(items, existing, result, author, clean):
         m = ProfileMeasure(patient_id=patient_id, type=mtype, measured_at=measured_at, data="", created_at=now,
                            source_key=key)
         _stamp(m, who, source)
         session.add(m)
         pending.append((m, fields))
-        if key is not None:
-            existing.add(key)
-    _seal_pending(session, vault, patient_id, pending, "measure")
-    result.created = [m.id for m, _ in pending]
-    if pending:
-        _trace(session, author or PATIENT, source, patient_id, "profile.imported", now, kind="measure",
-               created=len(pending), skipped=len(result.skipped), rejected=len(result.rejected))
-    return result
+    return _imported(session, vault, patient_id, "measure", pending, author, source, now, result)
 
 
 def update_measure(session: Session, vault: Vault, patient_id: int, measure_id: int, data: Any, *,
@@ -494,7 +578,7 @@ def measure_series(session: Session, vault: Vault, patient_id: int, mtype: str, 
         anchor = session.scalar(select(ProfileMeasure.measured_at).where(
             ProfileMeasure.id == after_id, ProfileMeasure.patient_id == patient_id, ProfileMeasure.type == mtype))
         if anchor is None:
-            raise DomainError("invalid_request", errors=[{"field": "cursor", "message": "curseur invalide"}])
+            raise cursors.refused()
         query = query.where(or_(ProfileMeasure.measured_at < anchor,
                                 and_(ProfileMeasure.measured_at == anchor, ProfileMeasure.id < after_id)))
     rows = session.scalars(query.order_by(ProfileMeasure.measured_at.desc(), ProfileMeasure.id.desc())
@@ -526,9 +610,17 @@ def _check_context(context: str) -> None:
                           contexts=", ".join(pk.DIRECTIVE_CONTEXTS))
 
 
+def _directive_document(scope: Scope | None) -> Any:
+    """The document a directive version points to, if the reader may see it (a minor's legal representative
+    never sees one under the minor's secrecy; nobody a deleted one): the join condition of its title."""
+    on = Document.id == AdvanceDirective.document_id
+    return and_(on, scope.document_filter()) if scope is not None else on
+
+
 def directive_view(d: AdvanceDirective, text: str | None, document_title: str | None) -> dict[str, Any]:
     return {"id": d.id, "context": d.context, "version": d.version, "text": text,
-            "document": {"id": d.document_id, "title": document_title} if d.document_id else None,
+            "document": {"id": d.document_id, "title": document_title} if d.document_id and document_title is not None
+            else None,
             "withdrawn": d.withdrawn, "created_at": d.created_at, "source": d.source, "author": _author_view(d)}
 
 
@@ -577,15 +669,17 @@ def add_directive_version(session: Session, vault: Vault, scope: Scope, context:
     return directive_view(d, text, title)
 
 
-def current_directives(session: Session, vault: Vault, patient_id: int) -> dict[str, Any]:
-    """The version in force per context (or None) and how many versions exist. One query."""
+def current_directives(session: Session, vault: Vault, patient_id: int, *,
+                       scope: Scope | None = None) -> dict[str, Any]:
+    """The version in force per context (or None) and how many versions exist; the document of each only if
+    ``scope`` lets its reader see it. One query."""
     latest = (select(AdvanceDirective.context, func.max(AdvanceDirective.version).label("version"),
                      func.count().label("versions"))
               .where(AdvanceDirective.patient_id == patient_id).group_by(AdvanceDirective.context).subquery())
     rows = session.execute(
         select(AdvanceDirective, Document.title, latest.c.versions)
         .join(latest, and_(latest.c.context == AdvanceDirective.context, latest.c.version == AdvanceDirective.version))
-        .outerjoin(Document, Document.id == AdvanceDirective.document_id)
+        .outerjoin(Document, _directive_document(scope))
         .where(AdvanceDirective.patient_id == patient_id)).all()
     out: dict[str, Any] = {c: {"current": None, "versions": 0} for c in pk.DIRECTIVE_CONTEXTS}
     for d, title, versions in rows:
@@ -594,10 +688,11 @@ def current_directives(session: Session, vault: Vault, patient_id: int) -> dict[
 
 
 def directive_versions(session: Session, vault: Vault, patient_id: int, context: str, *, limit: int,
-                       after_version: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+                       after_version: int | None = None,
+                       scope: Scope | None = None) -> tuple[list[dict[str, Any]], bool]:
     """Every version of a context, newest first."""
     _check_context(context)
-    query = (select(AdvanceDirective, Document.title).outerjoin(Document, Document.id == AdvanceDirective.document_id)
+    query = (select(AdvanceDirective, Document.title).outerjoin(Document, _directive_document(scope))
              .where(AdvanceDirective.patient_id == patient_id, AdvanceDirective.context == context))
     if after_version is not None:
         query = query.where(AdvanceDirective.version < after_version)
@@ -680,7 +775,7 @@ def current_organ_donation(session: Session, vault: Vault, patient_id: int) -> d
 # --- the profile page (BFF) ---------------------------------------------------------------------------
 
 def profile_page(session: Session, vault: Vault, patient_id: int, *, per_kind: int = PER_KIND_ON_PAGE,
-                 recent_points: int = RECENT_POINTS) -> dict[str, Any]:
+                 recent_points: int = RECENT_POINTS, scope: Scope | None = None) -> dict[str, Any]:
     """Everything the profile screen shows, in a fixed number of queries whatever the record holds:
     entries per kind (newest ``per_kind``, with totals), latest measures with a few recent points per type,
     directives in force, the organ-donation position, conflicts to settle and counters."""
@@ -690,7 +785,7 @@ def profile_page(session: Session, vault: Vault, patient_id: int, *, per_kind: i
                                             order_by=ProfileEntry.id.desc()).label("rn"),
                      func.count().over(partition_by=ProfileEntry.kind).label("total"))
               .where(ProfileEntry.patient_id == patient_id, ProfileEntry.deleted_at.is_(None),
-                     ProfileEntry.hidden_at.is_(None)).subquery())
+                     ProfileEntry.hidden_at.is_(None), readable_entries(scope)).subquery())
     rows = session.execute(select(ProfileEntry, ranked.c.total).join(ranked, ranked.c.id == ProfileEntry.id)
                            .where(ranked.c.rn <= per_kind).order_by(ProfileEntry.kind, ProfileEntry.id.desc())).all()
     entries: dict[str, dict[str, Any]] = {k: {"items": [], "total": 0} for k in pk.KINDS}
@@ -735,14 +830,16 @@ def profile_page(session: Session, vault: Vault, patient_id: int, *, per_kind: i
                                     ProfileEntry.deleted_at.is_(None))
                              .group_by(ProfileEntry.conflict_group, ProfileEntry.kind)
                              .order_by(ProfileEntry.conflict_group)).all()
+    proposed = sum(n for g, _k, n in groups if is_proposal(g))
     return {
         "entries": entries,
         "measures": measures,
-        "directives": current_directives(session, vault, patient_id),   # 4.
+        "directives": current_directives(session, vault, patient_id, scope=scope),   # 4.
         "organ_donation": current_organ_donation(session, vault, patient_id),  # 5.
         "hidden_count": int(counters[0]),
         "removal_requests": int(counters[1]),
-        "conflicts": [{"group": g, "kind": k, "count": n} for g, k, n in groups],
+        "conflicts": [{"group": g, "kind": k, "count": n} for g, k, n in groups if not is_proposal(g)],
+        "proposals": proposed,
     }
 
 
@@ -775,10 +872,11 @@ def profile_for_export(session: Session, vault: Vault, patient_id: int, *,
     """The whole profile as plain dicts per kind, for the FHIR export and "take my data with me".
 
     Keys: every entry kind (``allergy``, ``disease``, ``hospitalisation``, ``family_history``, ``treatment``,
-    ``vaccination``, ``blood_group``, ``disability``, ``lifestyle``, ``contact``, ``wish``), plus ``measure``,
-    ``directive`` (every version) and ``organ_donation`` (every statement, newest first). Entries carry
-    ``fields`` (the kind's fields, dates as ISO strings, possibly partial "2019" / "2019-05"),
-    ``needs_confirmation`` (→ verificationStatus unconfirmed) and ``hidden``. Measures carry ``loinc``,
+    ``vaccination``, ``implant``, ``blood_group``, ``disability``, ``lifestyle``, ``contact``, ``wish``), plus
+    ``measure``, ``directive`` (every version) and ``organ_donation`` (every statement, newest first). Entries
+    carry ``fields`` (the kind's fields, dates as ISO strings, possibly partial "2019" / "2019-05"),
+    ``document_id`` (the document it was read from, or None), ``needs_confirmation`` (→ verificationStatus
+    unconfirmed) and ``hidden``. Measures carry ``loinc``,
     ``value`` + ``unit`` + ``ucum`` (``unit_loinc`` when the unit changes the code, e.g. glucose in mmol/L),
     or ``components`` for blood pressure.
 
@@ -796,16 +894,16 @@ def profile_for_export(session: Session, vault: Vault, patient_id: int, *,
                 continue
             out[e.kind].append({**_export_meta(e), "kind": e.kind, "fields": _open_entry(vault, e),
                                 "needs_confirmation": e.needs_confirmation, "hidden": e.hidden_at is not None,
-                                "removal_requested_at": e.removal_requested_at})
+                                "removal_requested_at": e.removal_requested_at, "document_id": e.document_id})
     if _category_allowed(scope, pk.MEASURE_CATEGORY):
         for m in session.scalars(select(ProfileMeasure).where(
                 ProfileMeasure.patient_id == patient_id, ProfileMeasure.deleted_at.is_(None))
                 .order_by(ProfileMeasure.type, ProfileMeasure.measured_at, ProfileMeasure.id)):
-            out["measure"].append(_export_measure(m, _open_measure(vault, m)))
+            out["measure"].append(measure_for_export(m, _open_measure(vault, m)))
     if _category_allowed(scope, pk.DIRECTIVE_CATEGORY):
         for d, title in session.execute(
                 select(AdvanceDirective, Document.title)
-                .outerjoin(Document, Document.id == AdvanceDirective.document_id)
+                .outerjoin(Document, _directive_document(scope))
                 .where(AdvanceDirective.patient_id == patient_id)
                 .order_by(AdvanceDirective.context, AdvanceDirective.version)):
             out["directive"].append({**directive_view(d, _open_directive(vault, d), title),
@@ -819,7 +917,8 @@ def profile_for_export(session: Session, vault: Vault, patient_id: int, *,
     return out
 
 
-def _export_measure(m: ProfileMeasure, fields: dict[str, Any]) -> dict[str, Any]:
+def measure_for_export(m: ProfileMeasure, fields: dict[str, Any]) -> dict[str, Any]:
+    """A measure in the shape ``fhir.profile_resources.measure`` reads (the export's, a service's)."""
     spec = pk.MEASURE_TYPES[m.type]
     unit = spec.unit(fields.get("unit")) or spec.default_unit
     item: dict[str, Any] = {**_export_meta(m), "type": m.type, "loinc": spec.loinc, "measured_at": m.measured_at,

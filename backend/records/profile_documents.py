@@ -6,7 +6,9 @@
 - reimbursement history: REMB documents of the Assurance Maladie (CNAM-HR), and their entries as
   "Mon histoire de santé" episodes by kind (consultations, medicines, biology, imaging, hospital, devices,
   vaccines);
-- oncology pathway (DCC): RCP (34794-8) and PPS (18776-5) documents in date order.
+- oncology pathway (DCC): the documents of the cancer episode in date order — anatomo-cytopathology and
+  RCP sheets, then from shortly before the first of those on the PPS and the after-treatment programme
+  (PPAC), the biology, imaging and operative reports — with the care team who wrote them.
 
 Each view costs a fixed number of queries (metadata and encrypted content in one go); parsing is done in
 memory with a hardened XML parser (no entities, no network, no DTD).
@@ -19,13 +21,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
 from lxml import etree
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from backend.records.crypto import Vault
-from backend.records.models import Document, DocumentContent
+from backend.records.content import ContentIntegrityError, read_content
+from backend.records.models import Document
 from backend.records.policy import Scope
 from backend.records.profile_kinds import PARIS
 
@@ -35,18 +37,30 @@ HL7 = "urn:hl7-org:v3"
 NS = {"h": HL7, "pharm": "urn:ihe:pharm:medication"}
 DISPENSATION_CLASS, DISPENSATION_TYPE = "43", "60593-1"
 REIMBURSEMENT_CLASS, REIMBURSEMENT_TYPE = "60", "REMB"
-ONCOLOGY_TYPES = {"34794-8": "rcp", "18776-5": "pps"}
+# The cancer pathway (DCC), by typeCode (ANS JDV_J07 XdsTypeCode CI-SIS). The episode opens with the documents
+# that sign the diagnosis and decide the treatment (pathology report, RCP sheet); the care plans and the
+# biology, imaging and operative reports belong to it from ONCOLOGY_LEAD before the first of them (the
+# diagnostic work-up) on. A care plan alone opens nothing: 18776-5 is also the PAERPA elderly-care plan. The
+# JDV has no code of its own for the after-treatment programme: it is a personalised care plan (18776-5)
+# titled as such (INCa's model: « Programme personnalisé de l'après-cancer »).
+# 60568-3 CR d'anatomie et de cytologie pathologiques (11526-1 in legacy documents), 34794-8 CR de RCP,
+# 18776-5 Plan personnalisé de soins; 11502-2 CR d'examens biologiques, 51969-4 CR de génétique moléculaire,
+# 18748-4 CR d'imagerie médicale, 34874-8 CR opératoire.
+ONCOLOGY_CORE_TYPES = {"60568-3": "pathology", "11526-1": "pathology", "34794-8": "rcp"}
+ONCOLOGY_RELATED_TYPES = {"18776-5": "pps", "11502-2": "biology", "51969-4": "biology", "18748-4": "imaging",
+                          "34874-8": "operative"}
+ONCOLOGY_TYPES = {**ONCOLOGY_CORE_TYPES, **ONCOLOGY_RELATED_TYPES}
+ONCOLOGY_STEPS = ("pathology", "biology", "imaging", "operative", "rcp", "pps", "ppac")
+ONCOLOGY_LEAD = dt.timedelta(days=90)
+CARE_TEAM_MAX = 50
+_AFTER_TREATMENT = re.compile(r"apr[eè]s[\s-]*(le\s+)?(cancer|traitement)|\bPPAC\b", re.IGNORECASE)
 REIMBURSEMENT_DOCUMENTS_PARSED = 24   # the newest current REMB documents read for episodes
+REIMBURSEMENT_MONTHS = 24             # the window the patient sees (seeds: « les 24 derniers mois »)
 EPISODE_KINDS = ("consultations", "medicines", "biology", "imaging", "hospital", "devices", "vaccines")
 MAX_PARSE_BYTES = 20 * 1024 * 1024
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
                           huge_tree=False, remove_comments=True, remove_pis=True)
-
-
-def document_content_context(document_id: int) -> str:
-    # The AAD the documents feature seals originals with (crypto.py: "document:<id>").
-    return f"document:{document_id}"
 
 
 def _date_of(doc: Document) -> dt.datetime:
@@ -74,20 +88,16 @@ def _document_view(doc: Document) -> dict[str, Any]:
             "author_organisation": doc.author_organisation, "mime_type": doc.mime_type}
 
 
-def _with_content(session: Session, query: Any) -> list[tuple[Document, bytes | None]]:
-    rows = session.execute(query.add_columns(DocumentContent.ciphertext)
-                           .outerjoin(DocumentContent, DocumentContent.document_id == Document.id)).all()
-    return [(doc, ciphertext) for doc, ciphertext in rows]
-
-
-def _open_document(vault: Vault, doc: Document, ciphertext: bytes | None) -> bytes | None:
-    if ciphertext is None:
-        return None
-    try:
-        return vault.open(doc.patient_id, ciphertext, document_content_context(doc.id))
-    except (InvalidTag, ValueError):
-        log.warning("document %s: content could not be opened", doc.id)
-        return None
+def _with_content(session: Session, vault: Vault, query: Any) -> list[tuple[Document, bytes | None]]:
+    """The documents of ``query`` with their bytes (None when they cannot be read: never parsed)."""
+    out: list[tuple[Document, bytes | None]] = []
+    for doc in session.scalars(query):
+        try:
+            out.append((doc, read_content(session, vault, doc)))
+        except ContentIntegrityError:
+            log.warning("document %s: content could not be read", doc.id)
+            out.append((doc, None))
+    return out
 
 
 def clinical_document(raw: bytes | None) -> etree._Element | None:
@@ -164,6 +174,17 @@ def _first_time(el: etree._Element, paths: tuple[str, ...]) -> dt.datetime | Non
     return None
 
 
+def _instance_id(el: etree._Element | None) -> str | None:
+    """An II (root and extension) as one string, or None when absent or null."""
+    if el is None or el.get("nullFlavor") or not el.get("root"):
+        return None
+    return f"{el.get('root')}^{el.get('extension')}" if el.get("extension") else el.get("root")
+
+
+def document_instance_id(cda: etree._Element) -> str | None:
+    return _instance_id(cda.find("h:id", NS))
+
+
 # --- medicines dispensed ------------------------------------------------------------------------------
 
 def dispensed_items(cda: etree._Element) -> list[dict[str, Any]]:
@@ -178,7 +199,7 @@ def dispensed_items(cda: etree._Element) -> list[dict[str, Any]]:
             if supply.get("moodCode", "EVN") != "EVN":
                 continue
             material = supply.find("h:product/h:manufacturedProduct/h:manufacturedMaterial", NS)
-            name = code = generic = form = None
+            name = code = generic = form = atc = lot = None
             if material is not None:
                 name = _text(material.find("h:name", NS)) or narrative.resolve(material.find("h:code", NS))
                 code_el = material.find("h:code", NS)
@@ -188,6 +209,8 @@ def dispensed_items(cda: etree._Element) -> list[dict[str, Any]]:
                 generic = _text(material.find("pharm:asSpecializedKind/pharm:generalizedMedicineClass/pharm:name", NS))
                 form_el = material.find("pharm:asContent/pharm:containerPackagedMedicine/pharm:formCode", NS)
                 form = form_el.get("displayName") if form_el is not None else None
+                atc = atc_code(material)
+                lot = _text(material.find("h:lotNumberText", NS))
             name = name or narrative.resolve(supply.find("h:text", NS))
             quantity_el = supply.find("h:quantity", NS)
             quantity = None
@@ -196,14 +219,40 @@ def dispensed_items(cda: etree._Element) -> list[dict[str, Any]]:
                     quantity = float(quantity_el.get("value"))
                 except ValueError:
                     quantity = None
+            entry_id = supply.find("h:id", NS)
             items.append({
-                "name": name, "code": code, "generic": generic,
+                "entry_id": _instance_id(entry_id),
+                "name": name, "code": code, "generic": generic, "atc": atc, "lot": lot,
                 "quantity": int(quantity) if quantity is not None and quantity.is_integer() else quantity,
                 "package": form,
                 "dispensed_at": _first_time(supply, ("h:effectiveTime", "h:effectiveTime/h:low")) or document_time,
                 "pharmacy": pharmacy,
             })
     return items
+
+
+# The ATC classification (WHO), under the OIDs the CI-SIS uses: HL7's and the Assurance Maladie's tables.
+ATC_SYSTEMS = frozenset({"2.16.840.1.113883.6.73", "1.2.250.1.215.200.1.2.1", "1.2.250.1.215.200.1.2.2"})
+
+
+def atc_code(material: etree._Element) -> str | None:
+    """The ATC code of a manufactured material: the generic class's code (IHE PHARM), else a code or
+    translation in an ATC system."""
+    for el in material.iter(f"{{{HL7}}}code", "{urn:ihe:pharm:medication}code", f"{{{HL7}}}translation"):
+        if el.get("codeSystem") in ATC_SYSTEMS and el.get("code"):
+            return el.get("code", "").strip().upper()[:16] or None
+    return None
+
+
+VACCINE_ATC = "J07"   # ATC J07: vaccines
+_VACCINE_WORD = re.compile(r"\bvaccin", re.IGNORECASE)
+
+
+def is_vaccine(item: dict[str, Any]) -> bool:
+    """A dispensed item is a vaccine when its ATC class is J07; without an ATC code, when its name says so."""
+    if item.get("atc"):
+        return str(item["atc"]).startswith(VACCINE_ATC)
+    return any(_VACCINE_WORD.search(item.get(k) or "") for k in ("name", "generic"))
 
 
 def _dispensation_filter() -> Any:
@@ -218,11 +267,11 @@ def dispensed(session: Session, vault: Vault, scope: Scope, *, now: dt.datetime,
     query = (select(Document).where(scope.document_filter(), Document.replaced_by_id.is_(None),
                                     _dispensation_filter(), date >= since, date <= now)
              .order_by(date.desc(), Document.id.desc()).offset(offset).limit(limit + 1))
-    rows = _with_content(session, query)
+    rows = _with_content(session, vault, query)
     out = []
-    for doc, ciphertext in rows[:limit]:
-        cda = clinical_document(_open_document(vault, doc, ciphertext))
-        items = dispensed_items(cda) if cda is not None else []
+    for doc, content in rows[:limit]:
+        cda = clinical_document(content)
+        items = [{**i, "vaccine": is_vaccine(i)} for i in dispensed_items(cda)] if cda is not None else []
         out.append({"document": _document_view(doc), "dispensed_at": _date_of(doc), "structured": bool(items),
                     "pharmacy": doc.author_organisation or next((i["pharmacy"] for i in items if i["pharmacy"]), None),
                     "items": items})
@@ -288,19 +337,24 @@ def _reimbursement_filter() -> Any:
 
 
 def reimbursements(session: Session, vault: Vault, scope: Scope, *, kind: str | None, limit: int,
-                   offset: int = 0) -> dict[str, Any]:
-    """The reimbursement documents and their episodes, newest first, optionally of one kind. The same
-    episode found in two cumulative histories is shown once."""
+                   offset: int = 0, now: dt.datetime | None = None,
+                   months: int = REIMBURSEMENT_MONTHS) -> dict[str, Any]:
+    """The reimbursement documents and their episodes of the last ``months`` months (24: what the
+    Assurance Maladie feeds), newest first, optionally of one kind. The same episode found in two
+    cumulative histories is shown once; an undated episode counts at its document's date."""
     date = func.coalesce(Document.service_date, Document.submitted_at)
+    since = _months_back(now or dt.datetime.now(dt.timezone.utc), months)
     query = (select(Document).where(scope.document_filter(), Document.replaced_by_id.is_(None),
-                                    _reimbursement_filter())
+                                    _reimbursement_filter(), date >= since)
              .order_by(date.desc(), Document.id.desc()).limit(REIMBURSEMENT_DOCUMENTS_PARSED))
     documents, seen, episodes = [], set(), []
-    for doc, ciphertext in _with_content(session, query):
-        cda = clinical_document(_open_document(vault, doc, ciphertext))
+    for doc, content in _with_content(session, vault, query):
+        cda = clinical_document(content)
         found = reimbursement_episodes(cda) if cda is not None else []
         documents.append({**_document_view(doc), "structured": bool(found)})
         for episode in found:
+            if (episode["date"] or _date_of(doc)) < since:
+                continue
             key = (episode["kind"], episode["date"], episode["label"], episode["where"])
             if key not in seen:
                 seen.add(key)
@@ -313,20 +367,89 @@ def reimbursements(session: Session, vault: Vault, scope: Scope, *, kind: str | 
     far_past = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
     episodes.sort(key=lambda e: e["date"] or far_past, reverse=True)
     page = episodes[offset: offset + limit]
-    return {"documents": documents, "counts": counts, "episodes": page,
+    return {"since": since, "months": months, "documents": documents, "counts": counts, "episodes": page,
             "next_offset": offset + limit if len(episodes) > offset + limit else None}
 
 
 # --- oncology pathway ---------------------------------------------------------------------------------
 
-def oncology_pathway(session: Session, scope: Scope, *, limit: int, offset: int = 0) -> dict[str, Any]:
-    """RCP and PPS documents in date order (oldest first: the pathway as it unfolded)."""
+def oncology_step(type_code: str | None, title: str | None) -> str | None:
+    step = ONCOLOGY_TYPES.get(type_code or "")
+    if step == "pps" and title and _AFTER_TREATMENT.search(title):
+        return "ppac"
+    return step
+
+
+def _episode_start(session: Session, scope: Scope) -> dt.datetime | None:
     date = func.coalesce(Document.service_date, Document.submitted_at)
-    rows = session.scalars(select(Document).where(scope.document_filter(), Document.replaced_by_id.is_(None),
-                                                  Document.type_code.in_(sorted(ONCOLOGY_TYPES)))
-                           .order_by(date, Document.id).offset(offset).limit(limit + 1)).all()
-    return {"steps": [{"step": ONCOLOGY_TYPES[d.type_code or ""], "document": _document_view(d)} for d in rows[:limit]],
+    first = session.scalar(select(func.min(date)).where(
+        scope.document_filter(), Document.replaced_by_id.is_(None),
+        Document.type_code.in_(sorted(ONCOLOGY_CORE_TYPES))))
+    if first is None:
+        return None
+    if isinstance(first, str):   # SQLite returns an aggregate of a coalesce as text
+        first = dt.datetime.fromisoformat(first)
+    return (first if first.tzinfo else first.replace(tzinfo=dt.timezone.utc)) - ONCOLOGY_LEAD
+
+
+def _pathway_filter(scope: Scope, start: dt.datetime) -> Any:
+    date = func.coalesce(Document.service_date, Document.submitted_at)
+    return and_(scope.document_filter(), Document.replaced_by_id.is_(None),
+                or_(Document.type_code.in_(sorted(ONCOLOGY_CORE_TYPES)),
+                    and_(Document.type_code.in_(sorted(ONCOLOGY_RELATED_TYPES)), date >= start)))
+
+
+def oncology_pathway(session: Session, scope: Scope, *, limit: int, offset: int = 0,
+                     step: str | None = None) -> dict[str, Any]:
+    """The cancer pathway in date order (oldest first: as it unfolded), optionally one kind of step, and
+    the care team: the authors of its documents, the latest first. Three queries; one without an episode."""
+    start = _episode_start(session, scope)
+    if start is None:
+        return {"started_on": None, "steps": [], "care_team": [], "next_offset": None}
+    date = func.coalesce(Document.service_date, Document.submitted_at)
+    condition = _pathway_filter(scope, start)
+    if step:
+        types = sorted(t for t, s_ in ONCOLOGY_TYPES.items() if s_ == step or (step == "ppac" and s_ == "pps"))
+        condition = and_(condition, Document.type_code.in_(types))
+    rows = session.scalars(select(Document).where(condition).order_by(date, Document.id)
+                           .offset(offset).limit(limit + 1)).all()
+    steps = []
+    for doc in rows[:limit]:
+        kind = oncology_step(doc.type_code, doc.title)
+        if step and kind != step:
+            continue   # pps vs ppac share a type: the title decides
+        steps.append({"step": kind, "date": _date_of(doc), "document": _document_view(doc),
+                      "author_professional_id": doc.author_professional_id})
+    return {"started_on": start + ONCOLOGY_LEAD, "steps": steps, "care_team": care_team(session, scope, start),
             "next_offset": offset + limit if len(rows) > limit else None}
+
+
+def care_team(session: Session, scope: Scope, start: dt.datetime) -> list[dict[str, Any]]:
+    """Who wrote the pathway's documents: one line per author (the directory's professional when known,
+    else the name the document gives), with the kinds of step they wrote and their latest date."""
+    date = func.coalesce(Document.service_date, Document.submitted_at)
+    rows = session.execute(
+        select(Document.author_professional_id, Document.author_rpps, Document.author_name,
+               Document.author_organisation, Document.author_profession, Document.type_code, Document.title,
+               date.label("at"))
+        .where(_pathway_filter(scope, start), or_(Document.author_name.is_not(None), Document.author_rpps.is_not(None)))
+        .order_by(date.desc(), Document.id.desc()).limit(CARE_TEAM_MAX * 20)).all()
+    team: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for pro_id, rpps, name, organisation, profession, type_code, title, at in rows:
+        key = ("id", pro_id) if pro_id else ("rpps", rpps) if rpps else ("name", (name or "").lower(), organisation)
+        member = team.get(key)
+        if member is None:
+            if len(team) >= CARE_TEAM_MAX:
+                continue
+            member = team[key] = {"professional_id": pro_id, "rpps": rpps, "name": name,
+                                  "organisation": organisation, "profession": profession, "steps": [],
+                                  "last_date": at}
+        kind = oncology_step(type_code, title)
+        if kind and kind not in member["steps"]:
+            member["steps"].append(kind)
+    for member in team.values():
+        member["steps"].sort(key=ONCOLOGY_STEPS.index)
+    return list(team.values())
 
 
 # --- counters for the profile page --------------------------------------------------------------------
@@ -339,7 +462,7 @@ class ViewCounts:
 
 
 def view_counts(session: Session, scope: Scope, *, now: dt.datetime, months: int) -> ViewCounts:
-    """How many documents feed each view (one query), for the profile page's links."""
+    """How many documents feed each view (one query; three with a cancer episode), for the profile page."""
     since = _months_back(now, months)
     date = func.coalesce(Document.service_date, Document.submitted_at)
 
@@ -349,6 +472,11 @@ def view_counts(session: Session, scope: Scope, *, now: dt.datetime, months: int
     row = session.execute(select(
         count_if(_dispensation_filter() & (date >= since) & (date <= now)),
         count_if(_reimbursement_filter()),
-        count_if(Document.type_code.in_(sorted(ONCOLOGY_TYPES))),
+        count_if(Document.type_code.in_(sorted(ONCOLOGY_CORE_TYPES))),
     ).where(scope.document_filter(), Document.replaced_by_id.is_(None))).one()
-    return ViewCounts(int(row[0]), int(row[1]), int(row[2]))
+    oncology = int(row[2])
+    if oncology:   # a cancer episode: its biology, imaging and operative reports count too (one more query)
+        start = _episode_start(session, scope)
+        assert start is not None
+        oncology = int(session.scalar(select(func.count(Document.id)).where(_pathway_filter(scope, start))) or 0)
+    return ViewCounts(int(row[0]), int(row[1]), oncology)

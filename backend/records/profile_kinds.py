@@ -69,10 +69,17 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("treatment", (Field("name", required=True), Field("dosage"), Field("reason"),
                        Field("start_date", "date"), Field("end_date", "date"), COMMENT),
          "SYNTHESE", title="name", date_pairs=(("start_date", "end_date"),)),
+    # atc: the vaccine's ATC code (J07…) when known: it lets the prevention calendar follow the entry
     Kind("vaccination", (Field("vaccine", required=True), Field("date", "date", required=True),
                          Field("dose", max_length=100), Field("batch", max_length=50),
-                         Field("administered_by"), COMMENT),
+                         Field("administered_by"), Field("atc", max_length=16), COMMENT),
          "CAR_VAC", title="vaccine"),
+    # an implanted medical device (DP, domain.md): prosthesis, pacemaker, implantable port…; device_code is the
+    # device category (EMDN, LPP…) as the document gave it; udi the unique device identifier
+    Kind("implant", (Field("device", required=True), Field("brand_model"), Field("lot_serial", max_length=100),
+                     Field("udi", max_length=200), Field("implant_date", "date"), Field("site"),
+                     Field("implanted_by", max_length=300), Field("device_code", max_length=32), COMMENT),
+         "SYNTHESE", title="device"),
     Kind("blood_group", (Field("group", "choice", required=True, choices=("A", "B", "AB", "O")),
                          Field("rhesus", "choice", required=True, choices=("positive", "negative"))),
          "SYNTHESE", single=True, title="group"),

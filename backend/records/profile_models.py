@@ -58,6 +58,8 @@ class ProfileEntry(Provenance, Base):
     removal_reason: Mapped[str | None] = mapped_column(Text)        # sealed, AAD profile:<kind>:<id>:removal
     # an imported entry the patient deleted: a tombstone (data wiped) so a re-import does not resurrect it
     deleted_at: Mapped[dt.datetime | None]
+    # the document it was read from (an implant in an operative report, a vaccine in a dispensation)
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("document.id", ondelete="SET NULL"), index=True)
 
 
 class ProfileMeasure(Provenance, Base):

@@ -144,7 +144,7 @@ class AccessHistoryItemOut(ma.Schema):
     actor = ma.fields.Nested(AccessHistoryActorOut)
     action = ma.fields.String()
     label = ma.fields.String()
-    outcome = ma.fields.String(metadata={"description": "granted | refused | done"})
+    outcome = ma.fields.String(metadata={"description": "granted | refused | failed | done"})
     outcome_label = ma.fields.String()
     purpose = ma.fields.String(allow_none=True)
     purpose_label = ma.fields.String(allow_none=True)

@@ -91,8 +91,17 @@ class ActionsOut(ma.Schema):
     unmask = ma.fields.Boolean()
 
 
+class CodedOut(ma.Schema):
+    code = ma.fields.String()
+    display = ma.fields.String(allow_none=True, metadata={"description": "The sender's label (French)."})
+
+
 class DocumentDetailOut(DocumentOut):
     comment = ma.fields.String(allow_none=True)
+    facility_type = ma.fields.Nested(CodedOut, allow_none=True,
+                                     metadata={"description": "Type of facility where the care took place."})
+    practice_setting = ma.fields.Nested(CodedOut, allow_none=True,
+                                        metadata={"description": "Clinical specialty / practice setting."})
     format_code = ma.fields.String(allow_none=True)
     confidentiality = ma.fields.String()
     sha256 = ma.fields.String()

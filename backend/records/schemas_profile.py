@@ -67,6 +67,9 @@ class EntryOut(ma.Schema):
     needs_confirmation = ma.fields.Boolean()
     conflict_group = ma.fields.String(allow_none=True)
     removal_requested_at = ma.fields.DateTime(allow_none=True)
+    document_id = ma.fields.Integer(allow_none=True, metadata={
+        "description": "The document the entry was read from (an implant from an operative report…)."})
+    proposal = ma.fields.Boolean(metadata={"description": "Proposed by a document (a dispensed vaccine)."})
 
 
 class EntryPageArgs(ma.Schema):
@@ -210,6 +213,7 @@ class ViewCountsOut(ma.Schema):
     dispensed = ma.fields.Integer()
     reimbursements = ma.fields.Integer()
     oncology = ma.fields.Integer()
+    proposals = ma.fields.Integer(metadata={"description": "Entries proposed by documents, to confirm."})
 
 
 class ProfilePageOut(ma.Schema):
@@ -260,6 +264,9 @@ class DispensedItemOut(ma.Schema):
     package = ma.fields.String(allow_none=True)
     dispensed_at = ma.fields.DateTime(allow_none=True)
     pharmacy = ma.fields.String(allow_none=True)
+    atc = ma.fields.String(allow_none=True, metadata={"description": "ATC code of the generic class"})
+    lot = ma.fields.String(allow_none=True)
+    vaccine = ma.fields.Boolean(metadata={"description": "A vaccine (ATC J07): it proposes a vaccination."})
 
 
 class DispensationOut(ma.Schema):
@@ -301,18 +308,62 @@ class EpisodeKindOut(ma.Schema):
 
 
 class ReimbursementsOut(ma.Schema):
+    since = ma.fields.DateTime()
+    months = ma.fields.Integer()
     documents = ma.fields.List(ma.fields.Nested(ProfileDocumentOut))
     kinds = ma.fields.List(ma.fields.Nested(EpisodeKindOut))
     episodes = ma.fields.List(ma.fields.Nested(EpisodeOut))
     next_cursor = ma.fields.String(allow_none=True)
 
 
+ONCOLOGY_STEPS = ["pathology", "biology", "imaging", "operative", "rcp", "pps", "ppac"]
+
+
+class OncologyArgs(ma.Schema):
+    limit = ma.fields.Integer(load_default=20, validate=validate.Range(min=1, max=PAGE_MAX))
+    cursor = ma.fields.String(load_default=None)
+    step = ma.fields.String(load_default=None, validate=validate.OneOf(ONCOLOGY_STEPS))
+
+
 class OncologyStepOut(ma.Schema):
-    step = ma.fields.String(metadata={"description": "rcp | pps"})
+    step = ma.fields.String(metadata={"description": " | ".join(ONCOLOGY_STEPS)})
     label = ma.fields.String()
+    date = ma.fields.DateTime()
     document = ma.fields.Nested(ProfileDocumentOut)
+    author_professional_id = ma.fields.Integer(allow_none=True)
+
+
+class CareTeamMemberOut(ma.Schema):
+    professional_id = ma.fields.Integer(allow_none=True, metadata={
+        "description": "In the directory: the id to write to (POST /inbox/threads), if they already wrote."})
+    rpps = ma.fields.String(allow_none=True)
+    name = ma.fields.String(allow_none=True)
+    organisation = ma.fields.String(allow_none=True)
+    profession = ma.fields.String(allow_none=True)
+    steps = ma.fields.List(ma.fields.String())
+    step_labels = ma.fields.List(ma.fields.String())
+    last_date = ma.fields.DateTime()
 
 
 class OncologyOut(ma.Schema):
+    started_on = ma.fields.DateTime(allow_none=True,
+                                    metadata={"description": "The first pathology report or RCP sheet."})
     steps = ma.fields.List(ma.fields.Nested(OncologyStepOut))
+    care_team = ma.fields.List(ma.fields.Nested(CareTeamMemberOut))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class ProposalDocumentOut(ma.Schema):
+    id = ma.fields.Integer()
+    title = ma.fields.String()
+    date = ma.fields.DateTime()
+    organisation = ma.fields.String(allow_none=True)
+
+
+class ProposalOut(EntryOut):
+    document = ma.fields.Nested(ProposalDocumentOut, allow_none=True)
+
+
+class ProposalsOut(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ProposalOut))
     next_cursor = ma.fields.String(allow_none=True)

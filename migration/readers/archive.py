@@ -2,14 +2,17 @@
 
 A zip is checked whole before anything is read: entry count, names (absolute paths, ``..``, drive
 letters, backslashes, NUL), declared sizes and compression ratios; then every read enforces the real
-size while decompressing, since the declared one may lie. A folder is walked without following
-symbolic links. Refusals carry a stable reason code.
+size while decompressing, since the declared one may lie. An entry whose data does not match what the
+archive says of it (a size that lies, a bad CRC-32, a truncated or garbled stream) is refused on its
+own (``zip_entry_corrupt``): the caller sets that one file aside and reads the others. A folder is
+walked without following symbolic links. Refusals carry a stable reason code.
 """
 from __future__ import annotations
 
 import os
 import stat
 import zipfile
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -155,14 +158,21 @@ class ZipFiles(PackageFiles):
         limit = min(self.limits.max_file_bytes, max(info.file_size, 0))
         chunks: list[bytes] = []
         got = 0
-        with zipfile.ZipFile(self.path) as zf, zf.open(info) as fh:
-            while True:
-                chunk = fh.read(64 * 1024)
-                if not chunk:
-                    break
-                got += len(chunk)
-                # The declared size may lie: stop as soon as the real one goes past it.
-                if got > limit:
-                    raise ArchiveRefused("zip_bomb", "an entry inflates beyond its declared size")
-                chunks.append(chunk)
+        try:
+            with zipfile.ZipFile(self.path) as zf, zf.open(info) as fh:
+                while True:
+                    chunk = fh.read(64 * 1024)
+                    if not chunk:
+                        break
+                    got += len(chunk)
+                    # The declared size may lie: stop as soon as the real one goes past it.
+                    if got > limit:
+                        raise ArchiveRefused("zip_bomb", "an entry inflates beyond its declared size")
+                    chunks.append(chunk)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError) as exc:
+            # zipfile checks the CRC-32 at the declared size: an entry whose size or data lies fails here
+            # ("Bad CRC-32"), as do a truncated stream and an unknown compression method
+            if isinstance(exc, ArchiveRefused):
+                raise
+            raise ArchiveRefused("zip_entry_corrupt", f"{type(exc).__name__}: {str(exc)[:120]}") from None
         return b"".join(chunks)

@@ -72,7 +72,10 @@ def _items_of(files: PackageFiles, prefix: str, skip: set[str]) -> list[SourceIt
     for name in rest:
         if not _is_xml_name(name) or files.size(name) > DEFAULT_LIMITS.max_file_bytes:
             continue
-        head = files.read(name)
+        try:
+            head = files.read(name)
+        except (ArchiveRefused, OSError):  # damaged: refused on its own when imported as an item
+            continue
         if b"nonXMLBody" not in head:
             continue
         for ref in _REFERENCE.findall(head):

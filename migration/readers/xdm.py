@@ -17,7 +17,7 @@ from pathlib import PurePosixPath
 from lxml import etree
 
 from migration import xmlsafe
-from migration.readers.archive import PackageFiles
+from migration.readers.archive import ArchiveRefused, PackageFiles
 
 # XDS classification schemes and external identifiers (ITI TF-3 4.2.5)
 SCHEME = {
@@ -218,7 +218,7 @@ def read_subset(files: PackageFiles, metadata_name: str) -> XdmSubset:
                  if n != metadata_name and PurePosixPath(n).parent.as_posix() == (folder or ".")]
     try:
         submission, entries = parse_metadata(files.read(metadata_name))
-    except xmlsafe.XmlRefused as exc:
+    except (xmlsafe.XmlRefused, ArchiveRefused) as exc:  # unreadable metadata: the subset is set aside whole
         return XdmSubset(folder, metadata_name, Submission(), [], in_folder, (exc.reason, exc.explanation))
     by_lower = {n.lower(): n for n in files.names()}
     claimed: set[str] = set()
@@ -253,7 +253,11 @@ def read_subset(files: PackageFiles, metadata_name: str) -> XdmSubset:
         match = None
         if declared:
             for name in unclaimed:
-                if hashlib.sha1(files.read(name)).hexdigest() == declared:
+                try:
+                    content = files.read(name)
+                except ArchiveRefused:  # a damaged file matches nothing; it is set aside when read as an item
+                    continue
+                if hashlib.sha1(content).hexdigest() == declared:
                     match = name
                     break
         if match is None and doc.entry.entry_id:

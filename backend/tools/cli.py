@@ -50,11 +50,13 @@ def _domain_message(exc: DomainError) -> str:
 
 def register_commands(app: Flask) -> None:
     """Core commands; features add their own groups in their init_app."""
-    from backend.backup import backup_command, restore_command
+    from backend.agenda.cli import agenda_group
+    from backend.tools.backup import backup_command, restore_command
 
     for command in (db_group, serve, worker, patient_group, pro_group, audit_group, retention_group, demo_group,
-                    backup_command, restore_command):
+                    backup_command, restore_command, blobs_group):
         app.cli.add_command(command)
+    agenda_group.add_command(agenda_demo_schedule)
 
 
 # --- database ------------------------------------------------------------------------------------------
@@ -71,7 +73,7 @@ def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: every branch head)."""
     from backend import migrate
 
-    migrate.upgrade(current_app.config["SQLALCHEMY_URL"], revision)
+    migrate.upgrade(current_app.config["SQLALCHEMY_URL"], revision, blobs=current_app.extensions["carnet.blobs"])
     click.echo(f"database upgraded to {revision}", err=True)
 
 
@@ -82,7 +84,7 @@ def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION."""
     from backend import migrate
 
-    migrate.downgrade(current_app.config["SQLALCHEMY_URL"], revision)
+    migrate.downgrade(current_app.config["SQLALCHEMY_URL"], revision, blobs=current_app.extensions["carnet.blobs"])
 
 
 @db_group.command("revision")
@@ -108,13 +110,18 @@ def db_revision(message: str) -> None:
 @with_appcontext
 def serve(host: str, port: int, workers: int, threads: int, no_worker: bool, production: bool) -> None:
     """Serve the API with gunicorn (and, with the embedded queue, a task worker beside it)."""
+    import gunicorn.http.wsgi
     from gunicorn.app.base import BaseApplication
+
+    # gunicorn names itself in every answer's Server header and has no setting for it: the server's software
+    # is nobody's business (README "Security choices").
+    gunicorn.http.wsgi.SERVER = "Carnet"
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     extra_settings: dict[str, Any] = {}
     if production:
         from backend.config import ConfigError
-        from backend.production import prepare_server
+        from backend.tools.production import prepare_server
 
         try:
             extra_settings = prepare_server(app, threads=threads)
@@ -123,7 +130,7 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool, pro
         no_worker = True  # workers run on their own machines: `carnet worker`
     worker_process = None
     if app.config["TASK_QUEUE"] != "immediate" and not no_worker:
-        worker_process = subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"], env=os.environ.copy())
+        worker_process = subprocess.Popen([sys.executable, "-m", "backend.tools.cli", "worker"], env=os.environ.copy())
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -260,10 +267,11 @@ def pro_group() -> None:
 @click.option("--profession", required=True, help="profession code (TRE_G15), e.g. 10 = médecin")
 @click.option("--specialty", help="specialty code (TRE_R38), e.g. SM54")
 @click.option("--organisation")
+@click.option("--structure", help="national structure identifier (idNat_Struct), e.g. 1 + FINESS, 3 + SIRET")
 @click.option("--samu-regulator", is_flag=True)
 @with_appcontext
 def pro_create(rpps: str, family_name: str, given_name: str, profession: str, specialty: str | None,
-               organisation: str | None, samu_regulator: bool) -> None:
+               organisation: str | None, structure: str | None, samu_regulator: bool) -> None:
     """Create a professional and print a bearer token for the professional API."""
     from backend.db import get_session
     from backend.professionals import service as pros
@@ -272,7 +280,7 @@ def pro_create(rpps: str, family_name: str, given_name: str, profession: str, sp
     try:
         pro, token = pros.create_professional(session, rpps=rpps, family_name=family_name, given_name=given_name,
                                               profession=profession, specialty=specialty, organisation=organisation,
-                                              samu_regulator=samu_regulator)
+                                              structure_id=structure, samu_regulator=samu_regulator)
         session.commit()
     except DomainError as exc:
         session.rollback()
@@ -325,6 +333,50 @@ def retention_purge(dry_run: bool) -> None:
     _print_json({"dry_run": dry_run, **report.as_dict()})
 
 
+# --- the blob store ----------------------------------------------------------------------------------
+
+@click.group("blobs")
+def blobs_group() -> None:
+    """The store of documents' and attachments' bytes (CARNET_BLOB_STORE)."""
+
+
+@blobs_group.command("sweep")
+@click.option("--grace-hours", type=click.FloatRange(min=0), default=None,
+              help="leave orphans younger than this alone (default CARNET_BLOB_SWEEP_GRACE_HOURS, 24)")
+@click.option("--dry-run", is_flag=True, help="report what would be removed, remove nothing")
+@with_appcontext
+def blobs_sweep(grace_hours: float | None, dry_run: bool) -> None:
+    """Remove the objects no row points to (rolled-back writes, interrupted deletions); prints a report."""
+    import datetime as dt
+
+    from backend import blobs
+    from backend.db import get_db
+
+    hours = float(grace_hours if grace_hours is not None else current_app.config["BLOB_SWEEP_GRACE_HOURS"])
+    try:
+        report = blobs.sweep(get_db().engine, blobs.app_store(), grace=dt.timedelta(hours=hours), dry_run=dry_run)
+    except blobs.BlobUnavailable as exc:
+        _fail(str(exc))
+    _print_json({"dry_run": dry_run, "grace_hours": hours, **report.as_dict()})
+
+
+@blobs_group.command("check")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="ids listed per kind")
+@with_appcontext
+def blobs_check(limit: int) -> None:
+    """Exit 0 when every document and attachment has its object in the store; else list the rows without."""
+    from backend import blobs
+    from backend.db import get_db
+
+    try:
+        missing = blobs.missing_objects(get_db().engine, blobs.app_store(), limit=limit)
+    except blobs.BlobUnavailable as exc:
+        _fail(str(exc))
+    _print_json({"store": blobs.app_store().name, "missing": missing})
+    if any(missing.values()):
+        sys.exit(3)
+
+
 # --- demo --------------------------------------------------------------------------------------------
 
 @click.group("demo", invoke_without_command=True)
@@ -339,7 +391,7 @@ def demo_group(ctx: click.Context) -> None:
 @with_appcontext
 def demo_seed() -> None:
     from backend.db import get_session
-    from backend.demo import seed
+    from backend.tools.demo import seed
 
     info = seed(get_session(), current_app.config)
     click.echo(info.instructions())
@@ -350,10 +402,56 @@ def demo_seed() -> None:
 def demo_otp() -> None:
     """Print the demo patient's current one-time code (demo account only)."""
     from backend.db import get_session
-    from backend.demo import current_code
+    from backend.tools.demo import current_code
 
     click.echo(current_code(get_session(), current_app.config))
 
 
 if __name__ == "__main__":
     main()
+
+
+@click.command("demo-schedule")
+@click.option("--rpps", default=None, help="the professional (default: the demo doctor of `carnet demo`)")
+@with_appcontext
+def agenda_demo_schedule(rpps: str | None) -> None:
+    """Publish demonstration opening hours (weekdays 09:00–12:00 and 14:00–17:00, 20 minutes, Lyon) for a
+    professional who has none, so the booking screens have slots. Idempotent. A demo tool: it sits here, above
+    the agenda, and joins the ``carnet agenda`` group (the agenda knows nothing of the demo)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from flask import current_app
+    from sqlalchemy import select
+
+    from backend.agenda import service
+    from backend.agenda.models import Schedule
+    from backend.db import get_session, utcnow
+    from backend.tools.demo import DEMO_RPPS
+    from backend.professionals.models import Professional
+
+    session = get_session()
+    pro = session.scalar(select(Professional).where(Professional.rpps == (rpps or DEMO_RPPS)))
+    if pro is None:
+        click.echo("error: no such professional (run `carnet demo` first, or give --rpps)", err=True)
+        raise SystemExit(1)
+    existing = session.scalar(select(Schedule.id).where(Schedule.professional_id == pro.id,
+                                                        Schedule.active.is_(True)))
+    if existing is None:
+        settings = current_app.extensions["carnet.agenda_settings"]
+        zone = ZoneInfo(settings.default_tz)
+        monday = utcnow().astimezone(zone).date()
+        monday -= dt.timedelta(days=monday.weekday())
+
+        def at(hour: int) -> dt.datetime:
+            return dt.datetime.combine(monday, dt.time(hour), tzinfo=zone)
+
+        rule = "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"
+        schedule = service.publish_schedule(session, pro, service.ScheduleInput(
+            visit_type="in_person", slot_minutes=20, tz=settings.default_tz, specialty_code=pro.specialty_code,
+            specialty_label="Médecine générale",
+            place=service.Place("Cabinet médical du Parc", "12 rue Garibaldi", "69006", "Lyon"),
+            openings=[(at(9), at(12), rule), (at(14), at(17), rule)]))
+        session.commit()
+        existing = schedule.id
+    click.echo(json.dumps({"professional_id": pro.id, "schedule_id": existing}))

@@ -4,15 +4,21 @@ The archive is a zip that any tool can read, made of
 - ``manifest.json``: format name and version, the Alembic revisions of the database, the source dialect,
   and for each table in dependency order its file, row count, SHA-256 and columns (with how each is
   encoded: ``binary`` as base64, ``datetime`` as ISO 8601 UTC, ``date`` as ISO 8601, ``raw`` as JSON);
-- ``tables/<table>.jsonl``: one JSON object per row, ordered by primary key.
+- ``tables/<table>.jsonl``: one JSON object per row, ordered by primary key;
+- ``blobs/<key>``: the objects of the blob store that the archived rows point to (documents' and inbox
+  attachments' bytes, sealed under each patient's data key, as stored), listed in ``blobs.jsonl`` (key,
+  size, SHA-256), whose count and digest are in the manifest.
 
-Documents are in the database, encrypted under each patient's data key (wrapped by the master key): the
-archive holds them encrypted, as stored, and the same master key reads them after a restore.
+The archive holds the documents encrypted, as stored, and the same master key reads them after a
+restore, into an empty database and an empty store of either kind (a directory or an S3 bucket).
 
 A backup is one consistent snapshot (PostgreSQL: a REPEATABLE READ transaction; SQLite: an online copy
-of the file made with SQLite's backup API). A restore checks every table's count and digest before
-writing anything, writes everything in one transaction (all or nothing), into an empty database at the
-archive's revisions (migrated there if it has no schema yet), then realigns PostgreSQL's sequences.
+of the file made with SQLite's backup API); the objects of the snapshot's rows are read from the store
+while it is open (an object is never changed once its row committed; one destroyed meanwhile by the
+retention purge makes the backup stop: run it again). A restore checks every table's and every object's
+count and digest before writing anything, puts the objects in the store first, then writes every row in
+one transaction (all or nothing), into an empty database at the archive's revisions (migrated there if
+it has no schema yet), then realigns PostgreSQL's sequences.
 """
 from __future__ import annotations
 
@@ -35,7 +41,8 @@ from sqlalchemy import select, text, type_coerce, update
 from sqlalchemy.engine import Connection, Engine
 
 FORMAT = "carnet-backup"
-VERSION = 1
+VERSION = 2  # 2: documents' and attachments' bytes as blobs/ (version 1 had them in table rows)
+BLOB_INDEX = "blobs.jsonl"
 BATCH = 500
 GENESIS_HEAD = {"id": 1, "seq": 0, "hash": "0" * 64}  # what the first migration writes into audit_head
 
@@ -55,6 +62,8 @@ class TableReport:
 class Report:
     revisions: list[str]
     tables: list[TableReport] = field(default_factory=list)
+    blobs: int = 0
+    blob_bytes: int = 0
 
     @property
     def rows(self) -> int:
@@ -62,7 +71,8 @@ class Report:
 
     def as_dict(self) -> dict[str, Any]:
         return {"revisions": self.revisions, "tables": len(self.tables), "rows": self.rows,
-                "counts": {t.name: t.rows for t in self.tables if t.rows}}
+                "counts": {t.name: t.rows for t in self.tables if t.rows}, "blobs": self.blobs,
+                "blob_bytes": self.blob_bytes}
 
 
 def metadata() -> MetaData:
@@ -172,8 +182,55 @@ def _snapshot(url: str) -> Iterator[Connection]:
         engine.dispose()
 
 
-def backup(url: str, path: str | os.PathLike[str]) -> Report:
-    """Write the whole database to a new archive at ``path`` (written aside, then renamed into place)."""
+def _blob_keys(conn: Connection) -> Iterator[str]:
+    """The keys of the objects the snapshot's rows point to, in id order."""
+    from backend import blobs
+
+    names = set(inspect(conn).get_table_names())
+    for kind, table in blobs.KINDS.items():
+        if table not in names:
+            continue
+        for ident in conn.execute(text(f'SELECT id FROM "{table}" ORDER BY id')).scalars():
+            yield blobs._key(kind, int(ident))
+
+
+def _archive_blobs(conn: Connection, store: Any, archive: zipfile.ZipFile, report: Report) -> dict[str, Any]:
+    from backend import blobs
+
+    index = hashlib.sha256()
+    count = 0
+    # the list is written aside (a zip takes one member at a time), then added after the objects
+    with tempfile.TemporaryFile() as listing:
+        for key in _blob_keys(conn):
+            try:
+                data = store.get(key)
+            except blobs.BlobNotFound:
+                raise BackupError(f"{key} is missing from the blob store (a row without its bytes, or destroyed "
+                                  "by the retention purge while the backup ran: run it again; "
+                                  "`carnet blobs check` lists such rows)") from None
+            except blobs.BlobUnavailable as exc:
+                raise BackupError(f"the blob store does not answer: {exc}") from None
+            member = zipfile.ZipInfo(f"blobs/{key}", date_time=(1980, 1, 1, 0, 0, 0))
+            member.compress_type = zipfile.ZIP_STORED  # sealed bytes do not compress
+            with archive.open(member, "w", force_zip64=True) as blob_out:
+                blob_out.write(data)
+            line = (json.dumps({"key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+                               separators=(",", ":")) + "\n").encode()
+            index.update(line)
+            listing.write(line)
+            count += 1
+            report.blobs += 1
+            report.blob_bytes += len(data)
+        listing.seek(0)
+        with archive.open(BLOB_INDEX, "w", force_zip64=True) as out:
+            for chunk in iter(lambda: listing.read(1 << 20), b""):
+                out.write(chunk)
+    return {"file": BLOB_INDEX, "count": count, "sha256": index.hexdigest()}
+
+
+def backup(url: str, path: str | os.PathLike[str], *, blobs: Any) -> Report:
+    """Write the whole database and the objects its rows point to (from the blob store ``blobs``) to a
+    new archive at ``path`` (written aside, then renamed into place)."""
     meta = metadata()
     target = Path(path)
     partial = target.with_name(target.name + ".partial")
@@ -200,6 +257,7 @@ def backup(url: str, path: str | os.PathLike[str]) -> Report:
                 manifest["tables"].append({
                     "name": table.name, "file": member, "rows": count, "sha256": digest.hexdigest(),
                     "columns": [{"name": c.name, "encoding": _kind(c)} for c in table.columns]})
+            manifest["blobs"] = _archive_blobs(conn, blobs, archive, report)
             archive.writestr("manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
     os.replace(partial, target)
     return report
@@ -220,6 +278,9 @@ def read_manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
         raise BackupError("not a Carnet backup: manifest.json is not JSON") from None
     if manifest.get("format") != FORMAT:
         raise BackupError("not a Carnet backup (unknown format)")
+    if manifest.get("version") == 1:
+        raise BackupError("backup format version 1 keeps documents in table rows: restore it with the version "
+                          "of Carnet that made it, then `carnet db upgrade` moves them into the blob store")
     if manifest.get("version") != VERSION:
         raise BackupError(f"backup format version {manifest.get('version')} is not supported (this Carnet "
                           f"reads version {VERSION})")
@@ -251,7 +312,44 @@ def verify_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
             if count != entry["rows"] or digest.hexdigest() != entry["sha256"]:
                 raise BackupError(f"table {entry['name']}: the archive is damaged (count or SHA-256 differs "
                                   "from the manifest)")
+        _verify_blobs(archive, manifest, names)
     return manifest
+
+
+def _blob_entries(archive: zipfile.ZipFile) -> Iterator[dict[str, Any]]:
+    for line in _lines(archive, BLOB_INDEX):
+        yield json.loads(line)
+
+
+def _verify_blobs(archive: zipfile.ZipFile, manifest: dict[str, Any], names: set[str]) -> None:
+    """The object index matches the manifest, and every object its index (size and SHA-256)."""
+    from backend import blobs
+
+    entry = manifest.get("blobs")
+    if not isinstance(entry, dict) or entry.get("file") != BLOB_INDEX or BLOB_INDEX not in names:
+        raise BackupError("the archive's list of blobs is missing")
+    digest = hashlib.sha256()
+    count = 0
+    for line in _lines(archive, BLOB_INDEX):
+        digest.update(line)
+        count += 1
+    if count != entry.get("count") or digest.hexdigest() != entry.get("sha256"):
+        raise BackupError("the archive's list of blobs is damaged (count or SHA-256 differs from the manifest)")
+    for item in _blob_entries(archive):
+        key = item.get("key")
+        if not isinstance(key, str) or blobs.parse_key(key) is None:
+            raise BackupError("the archive lists a blob that is not a Carnet key")
+        member = f"blobs/{key}"
+        if member not in names:
+            raise BackupError(f"{member} is missing from the archive")
+        h = hashlib.sha256()
+        size = 0
+        with archive.open(member) as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                h.update(chunk)
+                size += len(chunk)
+        if size != item.get("size") or h.hexdigest() != item.get("sha256"):
+            raise BackupError(f"{member} is damaged (size or SHA-256 differs from the archive's list)")
 
 
 def _present(conn: Connection, meta: MetaData) -> list[Table]:
@@ -296,8 +394,44 @@ def _prepare_schema(url: str, revisions: list[str]) -> None:
                           "version of Carnet that made the archive")
 
 
-def restore(url: str, path: str | os.PathLike[str], *, force: bool = False) -> Report:
-    """Restore an archive into an empty database (``force``: empty it first). All or nothing."""
+def _restore_blobs(store: Any, path: str | os.PathLike[str], report: Report) -> set[str]:
+    """Put the archive's objects in the store (before any row: a row never points to a missing object)."""
+    from backend import blobs
+
+    keys: set[str] = set()
+    with zipfile.ZipFile(path) as archive:
+
+        def items() -> Iterator[tuple[str, bytes]]:
+            for item in _blob_entries(archive):
+                data = archive.read(f"blobs/{item['key']}")
+                keys.add(item["key"])
+                report.blobs += 1
+                report.blob_bytes += len(data)
+                yield item["key"], data
+
+        try:
+            store.put_many(items())
+        except blobs.BlobUnavailable as exc:
+            raise BackupError(f"the blob store does not answer: {exc}") from None
+    return keys
+
+
+def _remove_replaced_blobs(engine: Engine, store: Any, kept: set[str]) -> None:
+    """``--force``: the objects of the replaced content that the restored rows do not point to."""
+    from backend import blobs
+
+    by_kind: dict[str, list[int]] = {}
+    for info in store.list():
+        parsed = blobs.parse_key(info.key)
+        if parsed is not None and info.key not in kept:
+            by_kind.setdefault(parsed[0], []).append(parsed[1])
+    for kind, ids in by_kind.items():
+        blobs.delete_unreferenced(engine, store, kind, ids)
+
+
+def restore(url: str, path: str | os.PathLike[str], *, blobs: Any, force: bool = False) -> Report:
+    """Restore an archive into an empty database and an empty blob store (``force``: replace what they
+    hold). The objects are put first, then every row in one transaction (all or nothing)."""
     from backend.db import make_engine
 
     manifest = verify_archive(path)
@@ -312,6 +446,15 @@ def restore(url: str, path: str | os.PathLike[str], *, force: bool = False) -> R
     report = Report(revisions)
     engine: Engine = make_engine(url)
     try:
+        with engine.connect() as conn:
+            busy = _is_empty(conn, meta)
+        if busy and not force:
+            raise BackupError(f"the database is not empty (tables with data: {', '.join(busy)}): restore into "
+                              "an empty database, or use --force to replace its content")
+        if not force and not blobs.is_empty():
+            raise BackupError("the blob store is not empty: restore into an empty store (CARNET_BLOB_DIR, "
+                              "CARNET_S3_BUCKET/CARNET_S3_PREFIX), or use --force to replace its content")
+        kept = _restore_blobs(blobs, path, report)
         with engine.begin() as conn, zipfile.ZipFile(path) as archive:
             busy = _is_empty(conn, meta)
             if busy and not force:
@@ -334,6 +477,8 @@ def restore(url: str, path: str | os.PathLike[str], *, force: bool = False) -> R
                 conn.execute(meta.tables["audit_head"].insert().values(**GENESIS_HEAD))
             if conn.dialect.name == "postgresql":
                 _realign_sequences(conn, meta)
+        if force:
+            _remove_replaced_blobs(engine, blobs, kept)
     finally:
         engine.dispose()
     return report
@@ -383,7 +528,7 @@ def _realign_sequences(conn: Connection, meta: MetaData) -> None:
                               "false)"), {"s": sequence})
 
 
-# --- commands (registered by backend.cli) ------------------------------------------------------------------
+# --- commands (registered by backend.tools.cli) ------------------------------------------------------------------
 
 def _commands() -> tuple[Any, Any]:
     import click
@@ -394,9 +539,9 @@ def _commands() -> tuple[Any, Any]:
     @click.argument("file", type=click.Path(dir_okay=False, writable=True))
     @with_appcontext
     def backup_command(file: str) -> None:
-        """Write the whole database (documents included, encrypted as stored) to the archive FILE."""
+        """Write the whole database and its documents' bytes (encrypted as stored) to the archive FILE."""
         try:
-            report = backup(current_app.config["SQLALCHEMY_URL"], file)
+            report = backup(current_app.config["SQLALCHEMY_URL"], file, blobs=current_app.extensions["carnet.blobs"])
         except BackupError as exc:
             click.echo(f"error: {exc}", err=True)
             raise SystemExit(1) from None
@@ -407,9 +552,11 @@ def _commands() -> tuple[Any, Any]:
     @click.option("--force", is_flag=True, help="replace the content of a database that is not empty")
     @with_appcontext
     def restore_command(file: str, force: bool) -> None:
-        """Restore the archive FILE into an empty database (its schema is created if missing)."""
+        """Restore the archive FILE into an empty database (its schema is created if missing) and an empty
+        blob store."""
         try:
-            report = restore(current_app.config["SQLALCHEMY_URL"], file, force=force)
+            report = restore(current_app.config["SQLALCHEMY_URL"], file, blobs=current_app.extensions["carnet.blobs"],
+                             force=force)
         except BackupError as exc:
             click.echo(f"error: {exc}", err=True)
             raise SystemExit(1) from None

@@ -2,13 +2,15 @@
 otherwise.
 
 - ``init_app`` (every app): the readiness probe ``GET /api/ready`` (the database answers, and Redis when
-  the queue or the rate limits live there) beside the liveness probe ``/api/health``; and, when
+  the queue lives there) beside the liveness probe ``/api/health``; and, when
   ``CARNET_PROXY_FIX_COUNT`` > 0, werkzeug's ProxyFix trusting that many proxies' ``X-Forwarded-*``
   headers, so the client address that the per-address throttling counts is the patient's, not the load
   balancer's.
-- ``check`` / ``prepare_server`` (``carnet serve --production``): PostgreSQL, Redis for the queue and
-  the rate limits, a real secret and master key; every dependency reached once before gunicorn forks,
-  so a misconfigured machine fails at start-up with one clear sentence instead of on its first request.
+- ``check`` / ``prepare_server`` (``carnet serve --production``): PostgreSQL, Redis for the queue, a real
+  secret and master key, and a database without the demo account (its password and one-time-code seed are
+  published in the source); every dependency reached once before gunicorn forks, so a misconfigured machine
+  fails at start-up with one clear sentence instead of on its first request. The failed-attempt counters
+  live in the database (``backend.throttle``), shared by every worker without further setup.
 
 Deployment is described in ``docs/deploy.md``.
 """
@@ -19,7 +21,7 @@ import os
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from backend.config import ConfigError
 
@@ -47,7 +49,7 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count,  # type: ignore[method-assign]
                                 x_port=count, x_prefix=count)
     _register_ready(app)
-    from backend.benchseed import bench_group
+    from backend.tools.benchseed import bench_group
 
     app.cli.add_command(bench_group)  # `carnet bench seed`: benchmark data (docs/deploy.md)
 
@@ -69,14 +71,14 @@ def _register_ready(app: Flask) -> None:
 
 
 def _checked(app: Flask) -> list[str]:
-    names = ["database"]
+    names = ["database", "blobs"]
     if _uses_redis(app.config):
         names.append("redis")
     return names
 
 
 def _uses_redis(config: Any) -> bool:
-    return config["TASK_QUEUE"] == "redis" or str(config["RATELIMIT_STORAGE_URL"]).startswith(REDIS_SCHEMES)
+    return config["TASK_QUEUE"] == "redis"
 
 
 def dependency_problems(app: Flask) -> dict[str, str]:
@@ -92,6 +94,10 @@ def dependency_problems(app: Flask) -> dict[str, str]:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # any driver error means "not ready"
         problems["database"] = type(exc).__name__
+    try:
+        app.extensions["carnet.blobs"].check()
+    except Exception as exc:  # the blob store (documents' bytes) cannot be reached or written
+        problems["blobs"] = type(exc).__name__
     if _uses_redis(app.config):
         for url in _redis_urls(app.config):
             try:
@@ -103,13 +109,7 @@ def dependency_problems(app: Flask) -> dict[str, str]:
 
 
 def _redis_urls(config: Any) -> list[str]:
-    urls = []
-    if config["TASK_QUEUE"] == "redis":
-        urls.append(str(config["REDIS_URL"]))
-    limits_url = str(config["RATELIMIT_STORAGE_URL"])
-    if limits_url.startswith(("redis://", "rediss://", "unix://")) and limits_url not in urls:
-        urls.append(limits_url)
-    return urls
+    return [str(config["REDIS_URL"])] if config["TASK_QUEUE"] == "redis" else []
 
 
 def _ping_redis(url: str) -> None:
@@ -135,14 +135,45 @@ def check(config: Any) -> None:
             f"(it is {config['TASK_QUEUE']!r}: tasks would stay on this machine or run inside requests).")
     if not str(config["REDIS_URL"]).startswith(REDIS_SCHEMES):
         raise ConfigError("CARNET_REDIS_URL must be a redis:// (or rediss://) URL.")
-    if not str(config["RATELIMIT_STORAGE_URL"]).startswith(REDIS_SCHEMES):
-        raise ConfigError(
-            "production mode needs shared rate limits: set CARNET_RATELIMIT_STORAGE_URL=redis://host:6379/N "
-            "(with memory:// each worker counts failed logins on its own, and an attacker gets N times more tries).")
     if not config.get("SECRET_KEY") or not config.get("MASTER_KEY"):
         raise ConfigError("production mode needs CARNET_SECRET_KEY(_FILE) and CARNET_MASTER_KEY(_FILE).")
+    if str(config.get("BLOB_STORE") or "file") == "file" and not config.get("BLOB_DIR"):
+        raise ConfigError(
+            "production mode needs a shared blob store: CARNET_BLOB_STORE=s3 with CARNET_S3_BUCKET (and "
+            "CARNET_S3_ENDPOINT_URL for a store other than AWS), or CARNET_BLOB_DIR set to a directory every web "
+            "and worker machine shares (the default, inside the instance folder, is one machine's).")
     if config.get("TESTING") or config.get("DEBUG"):
         raise ConfigError("production mode refuses TESTING or DEBUG.")
+
+
+def refuse_demo_data(app: Flask) -> None:
+    """The demo patient's password and TOTP seed are in the source code: whoever reads it could sign in to
+    a production database that holds this account. Refuse to serve it. (A real patient may have the same
+    NIR: only an account that opens with the published credentials is the demo one.)"""
+    from backend.accounts.models import Patient
+    from backend.db import get_db
+    from backend.tools.demo import DEMO_NIR, DEMO_PASSWORD, DEMO_TOTP_SECRET
+    from backend.security import unseal, verify_password
+
+    from sqlalchemy import inspect
+
+    database = get_db(app)
+    assert database.engine is not None and database.session_factory is not None
+    if not inspect(database.engine).has_table("patient"):
+        return  # no schema yet (`carnet db upgrade` comes next): no account at all
+    with database.session_factory() as session:
+        patient = session.scalar(select(Patient).where(Patient.nir == DEMO_NIR))
+        if patient is None:
+            return
+        try:
+            seed = unseal(str(app.config["SECRET_KEY"]), patient.mfa_secret) if patient.mfa_secret else ""
+        except Exception:  # sealed with another secret: not the seed this process would publish
+            seed = ""
+        if seed == f"totp:{DEMO_TOTP_SECRET}" or verify_password(patient.password_hash, DEMO_PASSWORD):
+            raise ConfigError(
+                "production mode refuses this database: it holds the demo account (Camille MARTIN, made by "
+                "`carnet demo`), whose password and one-time-code seed are published in the source code, so "
+                "anyone could sign in to it. Serve production from a database where `carnet demo` never ran.")
 
 
 def prepare_server(app: Flask, *, threads: int) -> dict[str, Any]:
@@ -152,9 +183,12 @@ def prepare_server(app: Flask, *, threads: int) -> dict[str, Any]:
     problems = dependency_problems(app)
     if "database" in problems:
         raise ConfigError(f"PostgreSQL does not answer ({problems['database']}): check CARNET_DATABASE_URL.")
+    if "blobs" in problems:
+        raise ConfigError(f"the blob store does not answer ({problems['blobs']}): check CARNET_BLOB_STORE, "
+                          "CARNET_BLOB_DIR or CARNET_S3_ENDPOINT_URL, CARNET_S3_BUCKET and the S3 credentials.")
+    refuse_demo_data(app)
     if "redis" in problems:
-        raise ConfigError(f"Redis does not answer ({problems['redis']}): check CARNET_REDIS_URL and "
-                          "CARNET_RATELIMIT_STORAGE_URL.")
+        raise ConfigError(f"Redis does not answer ({problems['redis']}): check CARNET_REDIS_URL.")
     from backend.db import get_db
 
     engine = get_db(app).engine

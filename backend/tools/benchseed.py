@@ -5,8 +5,8 @@ What a batch writes, per patient: the account (a valid NIR, active, one shared a
 a sealed TOTP secret), the record and the data key (wrapped by the master key, ``records.crypto``),
 documents with a long tail (Pareto: most records hold 5–20 documents, a few hold hundreds; the content
 is a small CDA or text report sealed with the patient's key under ``document:<id>``, exactly as
-``store_document`` seals it), profile entries and measures (sealed JSON), consents to professionals
-(and a médecin traitant for some), appointments with their slot holds, notifications, inbox threads
+``store_document`` seals it, put in the blob store before the batch's rows commit), profile entries
+and measures (sealed JSON), consents to professionals (and a médecin traitant for some), appointments with their slot holds, notifications, inbox threads
 when the messaging tables exist, and the access history: one audit entry per thing that happened
 (pre-creation, activation, each document stored, professionals' searches, logins), chained in ``seq``
 order under the ``audit_head`` row lock, so ``carnet audit verify`` passes afterwards.
@@ -37,6 +37,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
 from backend.audit.service import GENESIS, canonical, entry_hash
+from backend.blobs import BlobStore, app_store, document_key
 from backend.identity import OID_INS_NIR, nir_key
 from backend.records.crypto import Keyring, Vault, wrap
 from backend.security import hash_password, seal, token_digest
@@ -227,7 +228,7 @@ def _tables(engine: Engine) -> set[str]:
     return set(inspect(engine).get_table_names())
 
 
-def seed(engine: Engine, *, keyring: Keyring, secret_key: str, patients: int, docs_mean: float = 20.0,
+def seed(engine: Engine, *, keyring: Keyring, secret_key: str, blobs: BlobStore, patients: int, docs_mean: float = 20.0,
          exact_docs: Sequence[int] | None = None, professionals: int | None = None, batch: int = 1000,
          seed_value: int = 1, now: dt.datetime | None = None,
          progress: Callable[[SeedReport], None] | None = None) -> SeedReport:
@@ -261,7 +262,7 @@ def seed(engine: Engine, *, keyring: Keyring, secret_key: str, patients: int, do
             conn.commit()
         for start in range(0, len(counts), batch):
             with conn.cursor() as cur:
-                _seed_batch(cur, _Ids(cur), counts[start:start + batch], pros, vault, rng, now, password_hash,
+                _seed_batch(cur, _Ids(cur), counts[start:start + batch], pros, vault, blobs, rng, now, password_hash,
                             secret_key, report, messaging)
             conn.commit()
             if progress:
@@ -276,7 +277,7 @@ def seed(engine: Engine, *, keyring: Keyring, secret_key: str, patients: int, do
 
 
 def _seed_batch(cur: Any, ids: _Ids, counts: list[int], pros: list[tuple[int, str, str, str]], vault: _SeedVault,
-                rng: random.Random, now: dt.datetime, password_hash: str, secret_key: str, report: SeedReport,
+                store: BlobStore, rng: random.Random, now: dt.datetime, password_hash: str, secret_key: str, report: SeedReport,
                 messaging: bool) -> None:
     audit = _Audit()
     n = len(counts)
@@ -340,7 +341,7 @@ def _seed_batch(cur: Any, ids: _Ids, counts: list[int], pros: list[tuple[int, st
                              None if own else pro[0], None if own else pro[1], None if own else pro[2],
                              None if own else "10", None if own else pro[3], source, service, submitted, "N",
                              False, False, False))
-            content_rows.append((doc_id, vault.seal(pid, content, f"document:{doc_id}")))
+            content_rows.append((document_key(doc_id), vault.seal(pid, content, f"document:{doc_id}")))
             audit.add(submitted, "patient" if own else "professional", pid if own else pro[1], "document.stored", pid,
                       None, {"document_id": doc_id, "category": kind[2], "source": source, "masked": False,
                              "invisible_patient": False})
@@ -398,12 +399,12 @@ def _seed_batch(cur: Any, ids: _Ids, counts: list[int], pros: list[tuple[int, st
                           "emergency_masked", "medecin_traitant_id"), record_rows)
     _copy(cur, "patient_key", ("patient_id", "wrapped", "master_key_id", "created_at"), key_rows)
     report.consents += _copy(cur, "consent", ("patient_id", "professional_id", "granted_at", "granted_by"), consent_rows)
+    store.put_many(content_rows)  # the bytes first: the rows commit after them (backend/blobs.py)
     report.documents += _copy(cur, "document", (
         "id", "patient_id", "unique_id", "class_code", "type_code", "type_system", "category", "title", "mime_type",
         "size", "sha256", "author_professional_id", "author_rpps", "author_name", "author_profession",
         "author_organisation", "source", "service_date", "submitted_at", "confidentiality", "invisible_patient",
         "invisible_legal_representatives", "masked"), doc_rows)
-    _copy(cur, "document_content", ("document_id", "ciphertext"), content_rows)
     report.profile_entries += _copy(cur, "profile_entry", (
         "id", "patient_id", "kind", "data", "needs_confirmation", "source", "author_kind", "created_at"), entry_rows)
     report.measures += _copy(cur, "profile_measure", (
@@ -575,7 +576,8 @@ def bench_seed(patients: int, docs_per_patient_mean: float, professionals: int |
     def progress(report: SeedReport) -> None:
         click.echo(f"  {report.patients} patients, {report.documents} documents", err=True)
 
-    report = seed(engine, keyring=keyring, secret_key=current_app.config["SECRET_KEY"], patients=patients,
+    report = seed(engine, keyring=keyring, secret_key=current_app.config["SECRET_KEY"], blobs=app_store(),
+                  patients=patients,
                   docs_mean=docs_per_patient_mean, professionals=professionals, batch=batch, seed_value=seed_value,
                   progress=progress)
     click.echo(json.dumps({**report.as_dict(), "password": BENCH_PASSWORD}, ensure_ascii=False))
