@@ -27,7 +27,6 @@ import threading
 import time
 from pathlib import Path
 
-import requests
 from kivy.clock import Clock
 from kivy.event import EventDispatcher
 from kivy.lang import Builder
@@ -36,7 +35,7 @@ from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.label import Label
 
 from mobile.api import ApiError, CarnetClient
-from mobile.i18n import _, get_language
+from mobile.i18n import _, get_language, zone
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ def synced_sentence(synced_at: float | None) -> str:
     """'Hors connexion — vous consultez les données du 22/11/2026 à 18:37' (local time)."""
     if not synced_at:
         return _("Hors connexion — aucune donnée enregistrée sur cet appareil pour l'instant.")
-    moment = dt.datetime.fromtimestamp(synced_at).astimezone()
+    moment = dt.datetime.fromtimestamp(synced_at, dt.timezone.utc).astimezone(zone())
     day = moment.strftime("%d %b %Y") if get_language() == "en" else moment.strftime("%d/%m/%Y")
     return _("Hors connexion — vous consultez les données du {date} à {time}").format(
         date=day, time=moment.strftime("%H:%M"))
@@ -118,13 +117,10 @@ class Connectivity(EventDispatcher):
         if self.online or self._probing:
             return
         self._probing = True
-        url = f"{self.app.client.base_url}/api/health"
+        client = self.app.client
 
         def ask() -> None:
-            try:
-                answered = requests.get(url, timeout=PROBE_TIMEOUT).ok
-            except requests.RequestException:
-                answered = False
+            answered = client.reachable(PROBE_TIMEOUT)
             Clock.schedule_once(lambda _dt: self._probed(answered))
 
         threading.Thread(target=ask, name="carnet-probe", daemon=True).start()
@@ -168,7 +164,7 @@ class Connectivity(EventDispatcher):
         if not force and client.token == self._synced_token and time.monotonic() - self._last_sync < SYNC_MIN_SECONDS:
             return False
         from mobile.offline import sync_record  # cryptography: imported when first needed, not at start-up
-        from mobile.screens.settings import data_dir
+        from mobile.storage import data_dir
 
         folder = data_dir()
         worker = CarnetClient(client.base_url, language=client.language, timeout=client.timeout)

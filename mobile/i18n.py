@@ -11,8 +11,9 @@ like ``gettext.install``. Messages that come from the server are already transla
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 LANGUAGES = ("fr", "en")
 DEFAULT_LANGUAGE = "fr"
@@ -145,8 +146,80 @@ def _(message: str) -> str:
     return CATALOGUES[_language].get(message, message)
 
 
+# -- the patient's grammatical gender -----------------------------------------------------------------
+# French agrees with the person a sentence speaks of: "vous êtes déconnectée" for Camille. The patient's sex
+# is known (/home says it), so a sentence about the patient is agreed instead of "(e)"; a sentence about
+# someone whose sex is not known (a professional) keeps its neutral form.
+_sex = ""
+
+
+def set_sex(sex: str | None) -> None:
+    global _sex
+    _sex = (sex or "").upper()[:1]
+
+
+def agree(text: str) -> str:
+    """A translated sentence about the patient, agreed with their sex ('prévenu(e)' → 'prévenue' for F)."""
+    if _sex == "F":
+        return text.replace("(e)", "e")
+    if _sex == "M":
+        return text.replace("(e)", "")
+    return text
+
+
+# -- time: one rule ----------------------------------------------------------------------------------
+# Every time the patient enters, reads or exports is in the patient's zone (the server's /me and /home say
+# which: CARNET_AGENDA_TIMEZONE, Europe/Paris by default), never the phone's: a phone set to another zone
+# (travel, a wrong setting) would otherwise list at 18:02 a measure entered at 19:02, and disagree with the
+# PDF of the access history, which the server writes in that zone.
+DEFAULT_ZONE = "Europe/Paris"
+_zone = ZoneInfo(DEFAULT_ZONE)
+
+
+def set_zone(name: str | None) -> None:
+    """The patient's zone (an IANA name); an unknown one keeps the current zone."""
+    global _zone
+    if not name:
+        return
+    try:
+        _zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        pass
+
+
+def zone() -> ZoneInfo:
+    return _zone
+
+
+def zone_differs() -> bool:
+    """The phone's own zone is not the patient's right now: worth saying which zone times are in."""
+    now = datetime.now(timezone.utc)
+    return now.astimezone().utcoffset() != now.astimezone(_zone).utcoffset()
+
+
+def zone_note() -> str:
+    """'heure de Paris', for the places where a time is entered or read out of context."""
+    city = str(_zone.key).rsplit("/", 1)[-1].replace("_", " ")
+    return _("heure de {city}").format(city=city)
+
+
+def local(moment: datetime) -> datetime:
+    """An instant in the patient's zone (a naive one is taken as already there)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=_zone)
+    return moment.astimezone(_zone)
+
+
+def now_local() -> datetime:
+    return datetime.now(_zone)
+
+
+def today_local() -> date:
+    return now_local().date()
+
+
 def format_datetime(iso_timestamp: str | None) -> str:
-    """'2026-11-22T15:18:00+00:00' → 'le 22/11/2026 à 16:18' (local time), '' if unreadable."""
+    """'2026-11-22T15:18:00+00:00' → 'le 22/11/2026 à 16:18' (the patient's zone), '' if unreadable."""
     if not iso_timestamp:
         return ""
     try:
@@ -154,7 +227,7 @@ def format_datetime(iso_timestamp: str | None) -> str:
     except ValueError:
         return iso_timestamp
     if moment.tzinfo is not None:
-        moment = moment.astimezone()
+        moment = local(moment)
     if _language == "en":
         day, clock = moment.strftime("%d %b %Y"), moment.strftime("%H:%M")
     else:

@@ -151,12 +151,12 @@ def sync_record(client: Any, data_dir: str | Path) -> tuple[OfflineCache, dict[s
                                ("appointments", "/agenda/appointments", {"from": today, "limit": 100}),
                                ("home", "/home", None)):
         try:
-            fetched[part] = client._request("GET", path, params=params)
+            fetched[part] = client.call("GET", path, params=params)
         except ApiError as error:
             if error.status in (0, 401):
                 raise
     card = emergency_card(fetched.get("profile") or cache.get("profile"),
-                          fetched.get("directives") or cache.get("directives"))
+                          fetched.get("directives") or cache.get("directives"), me)
     cache.save_record({**fetched, "emergency_card": card})
     (Path(data_dir) / LAST_PATIENT_FILE).write_text(cache.patient_key)
     return cache, card
@@ -279,14 +279,72 @@ def _titles(bucket: Any) -> list[str]:
     return out
 
 
-def emergency_card(profile: dict | None, directives: dict | None) -> dict[str, Any]:
-    """The emergency card from the synced profile (``/record/profile``: ``entries`` per kind) and
-    directives (``/record/directives``): allergies, treatments, contacts, directives, blood group.
-    Tolerates missing parts: an empty card still opens offline."""
+def _implants(bucket: Any) -> list[str]:
+    """'Prothèse totale de hanche (hanche gauche) — Corail, 14/06/2021': what a rescuer must know
+    (MRI, defibrillation, surgery)."""
+    items = bucket.get("items") if isinstance(bucket, dict) else bucket
+    out = []
+    for item in items or []:
+        fields = item.get("fields") if isinstance(item, dict) and isinstance(item.get("fields"), dict) else {}
+        device = fields.get("device") or (item.get("title") if isinstance(item, dict) else None)
+        if not device:
+            continue
+        line = str(device) + (f" ({fields['site']})" if fields.get("site") else "")
+        if fields.get("brand_model"):
+            line += f" — {fields['brand_model']}"
+        if fields.get("implant_date"):
+            line += ", " + "/".join(reversed(str(fields["implant_date"]).split("-")))   # 2021-06-14 → 14/06/2021
+        out.append(line)
+    return out
+
+
+def _contact_lines(bucket: Any) -> list[str]:
+    """'Julien Martin (Conjoint) : 06 12 34 56 78': who to call, and the number."""
+    items = bucket.get("items") if isinstance(bucket, dict) else bucket
+    out = []
+    for item in items or []:
+        name = _titles([item])
+        if not name:
+            continue
+        fields = item.get("fields") if isinstance(item, dict) and isinstance(item.get("fields"), dict) else {}
+        line = name[0] + (f" ({fields['relationship']})" if fields.get("relationship") else "")
+        if fields.get("phone"):
+            line += f" : {fields['phone']}"
+        out.append(line)
+    return out
+
+
+def _allergy_details(bucket: Any) -> list[dict[str, str]]:
+    """Each allergy with what a stranger needs in an emergency: how severe, what it does."""
+    items = bucket.get("items") if isinstance(bucket, dict) else bucket
+    out = []
+    for item in items or []:
+        if not isinstance(item, dict):
+            continue
+        fields = item.get("fields") if isinstance(item.get("fields"), dict) else {}
+        substance = item.get("title") or fields.get("substance") or item.get("label")
+        if substance:
+            out.append({"substance": str(substance), "severity": str(fields.get("severity") or ""),
+                        "reaction": str(fields.get("reaction") or "")})
+    return out
+
+
+def emergency_card(profile: dict | None, directives: dict | None, me: dict | None = None) -> dict[str, Any]:
+    """The emergency card from the synced profile (``/record/profile``: ``entries`` per kind), directives
+    (``/record/directives``) and identity (``/me``): whose card it is, allergies (with severity and reaction),
+    treatments, implanted devices, contacts, directives, blood group. Tolerates missing parts: an empty card still opens
+    offline. A new part is one more key here and one more section on the screen."""
     profile = profile or {}
     directives = directives or {}
     entries = profile.get("entries") if isinstance(profile.get("entries"), dict) else profile
     blood = _titles(entries.get("blood_group"))
+    blood_items = (entries.get("blood_group") or {}).get("items") if isinstance(entries.get("blood_group"), dict) \
+        else None
+    if blood_items and isinstance(blood_items[0], dict) and isinstance(blood_items[0].get("fields"), dict):
+        fields = blood_items[0]["fields"]
+        rhesus = {"positive": "+", "negative": "−"}.get(str(fields.get("rhesus") or ""), "")
+        if fields.get("group"):
+            blood = [f"{fields['group']}{rhesus}"]
     said = []
     for context in ("end_of_life", "good_health"):
         part = directives.get(context)
@@ -297,10 +355,19 @@ def emergency_card(profile: dict | None, directives: dict | None) -> dict[str, A
     donation = directives.get("organ_donation")
     if isinstance(donation, dict) and (donation.get("label") or donation.get("position")):
         said.append(str(donation.get("label") or donation.get("position")))
-    return {
+    card = {
         "blood_group": profile.get("blood_group") or (blood[0] if blood else ""),
         "allergies": _titles(entries.get("allergy") or entries.get("allergies")),
         "treatments": _titles(entries.get("treatment") or entries.get("treatments")),
-        "contacts": _titles(entries.get("contact") or entries.get("contacts")),
+        "contacts": _contact_lines(entries.get("contact") or entries.get("contacts")),
+        "implants": _implants(entries.get("implant")),
         "directives": said or _titles(directives.get("items")),
     }
+    details = _allergy_details(entries.get("allergy") or entries.get("allergies"))
+    if any(d["severity"] or d["reaction"] for d in details):
+        card["allergy_details"] = details
+    if me:
+        names = (me.get("given_names") or me.get("given_name") or "").split()
+        card["holder"] = {"given_name": names[0] if names else "", "family_name": me.get("family_name") or "",
+                          "birth_date": str(me.get("birth_date") or ""), "sex": me.get("sex") or ""}
+    return card

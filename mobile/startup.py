@@ -37,7 +37,15 @@ WARM_MODULES = ("mobile.api", "mobile.api.records", "mobile.api.notifications")
 
 def configure_kivy(platform: str | None = None) -> None:
     """Kivy's settings for the app; no effect once the window exists (then it is too late)."""
+    import os
+
+    # The clipboard through SDL2 (the window's own), read by Kivy at its import: otherwise Kivy probes xclip
+    # and xsel first and prints their absence as tracebacks on every desktop without them.
+    os.environ.setdefault("KIVY_CLIPBOARD", "sdl2")
     from kivy.config import Config
+
+    # Kivy's console shows every logger's DEBUG: the HTTP stack would print a line per request (with its path).
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
 
     if platform is None:
         from kivy.utils import platform
@@ -49,6 +57,20 @@ def configure_kivy(platform: str | None = None) -> None:
         width, height = DESKTOP_WINDOW_SIZE
         Config.set("graphics", "width", str(width))
         Config.set("graphics", "height", str(height))
+
+
+def load_clipboard_quietly() -> None:
+    """Kivy's clipboard, loaded once with its logger silenced: on Linux Kivy also looks for a "cut buffer"
+    in xclip or xsel and, when neither is installed (most desktops, every phone), logs their absence as a
+    critical error with tracebacks. The clipboard itself is SDL2's (``KIVY_CLIPBOARD`` above) and works."""
+    from kivy.logger import Logger
+
+    level = Logger.level
+    Logger.setLevel(logging.CRITICAL + 1)
+    try:
+        import kivy.core.clipboard  # noqa: F401
+    finally:
+        Logger.setLevel(level)
 
 
 _warming: threading.Thread | None = None

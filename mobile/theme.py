@@ -56,5 +56,14 @@ def apply_text_scale(name: str) -> None:
     FONT_TITLE, FONT_SUBTITLE, FONT_BODY, FONT_INPUT, FONT_SMALL = (sp(v) for v in (26, 20, 16, 18, 14))
 
 
+def text_width(text: str, font_size: float, bold: bool = True) -> float:
+    """How wide ``text`` is drawn on one line: a button as wide as its word ("Chercher") at any text size."""
+    from kivy.core.text import Label as CoreLabel
+
+    label = CoreLabel(text=text, font_size=font_size, bold=bold)
+    label.refresh()
+    return float(label.content_width)
+
+
 def text_size_name() -> str:
     return _text_size

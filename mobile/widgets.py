@@ -95,9 +95,94 @@ class FieldInput(TextInput):
         pass
 
 
-class ErrorBanner(Label):
-    """The error of a form, right above its button. When an error appears it scrolls itself
-    into view: a refusal below the fold (or under the soft keyboard) would go unseen."""
+class FormPage(ScrollView):
+    """Every page scrolls (nothing lost behind the soft keyboard or on a small phone), with two fixes to
+    Kivy's ScrollView:
+
+    - a touch outside the page is not offered to what the page holds: Kivy asks the children before
+      checking the touch is inside, so a zoomed page image scrolled up under the top bar caught the taps
+      meant for "‹ Retour";
+    - content shorter than the page stays at the top: after a part of a form folds away (a save, a
+      cancel) or an error is scrolled into view, Kivy kept the old ``scroll_y`` and showed the content
+      at the bottom with a blank above it.
+    """
+
+    def __init__(self, **kwargs):
+        self._keep_top = Clock.create_trigger(self._top_if_fits)
+        super().__init__(**kwargs)
+        self.bind(height=self._keep_top, scroll_y=self._keep_top)
+
+    def add_widget(self, widget, *args, **kwargs):
+        super().add_widget(widget, *args, **kwargs)
+        widget.bind(height=self._keep_top)
+
+    def remove_widget(self, widget, *args, **kwargs):
+        widget.unbind(height=self._keep_top)
+        super().remove_widget(widget, *args, **kwargs)
+
+    def fits(self) -> bool:
+        viewport = self._viewport
+        return viewport is None or viewport.height <= self.height + 0.5
+
+    def _top_if_fits(self, *_args) -> None:
+        if self.fits() and self.scroll_y != 1:
+            self.scroll_y = 1
+
+    def on_scroll_start(self, touch, check_children=True):
+        if not self.collide_point(*touch.pos):
+            touch.ud[self._get_uid("svavoid")] = True
+            return False
+        return super().on_scroll_start(touch, check_children)
+
+    def scroll_to(self, widget, padding=10, animate=True):
+        if self.fits():
+            self.scroll_y = 1
+            return
+        super().scroll_to(widget, padding, animate)
+
+
+class Reveal(BoxLayout):
+    """A block shown or not (``shown``). Hidden, its children are taken out of the layout, not just
+    made transparent or zero-high: an invisible widget would still take room, and a zero-high one lets
+    its children overflow onto their neighbours and take their taps (a disabled widget swallows taps)."""
+
+    shown = BooleanProperty(True)
+
+    def __init__(self, **kwargs):
+        self._stash: list = []
+        self._ready = False
+        super().__init__(**kwargs)
+
+    def on_kv_post(self, base_widget) -> None:
+        self._ready = True
+        self._apply()
+
+    def on_shown(self, *_args) -> None:
+        if self._ready:
+            self._apply()
+
+    def _apply(self) -> None:
+        if self.shown and self._stash:
+            for widget in self._stash:
+                self.add_widget(widget)
+            self._stash = []
+        elif not self.shown and self.children:
+            self._stash = list(reversed(self.children))
+            self.clear_widgets()
+
+
+def scroll_into_view(widget) -> None:
+    """Scroll the nearest ScrollView holding ``widget`` so that it is in view (an outcome the patient must see)."""
+    parent = widget.parent
+    while parent is not None and parent.parent is not parent:
+        if isinstance(parent, ScrollView):
+            parent.scroll_to(widget, padding=dp(16), animate=False)
+            return
+        parent = parent.parent
+
+
+class RevealingLabel(Label):
+    """A label that scrolls itself into view when its text appears (and when it grows, once laid out)."""
 
     def __init__(self, **kwargs):
         self._reveal_soon = Clock.create_trigger(self._reveal)
@@ -106,14 +191,64 @@ class ErrorBanner(Label):
         self.bind(text=self._reveal_soon, height=self._reveal_soon)
 
     def _reveal(self, *_args) -> None:
-        if not self.text:
-            return
-        parent = self.parent
-        while parent is not None and parent.parent is not parent:
-            if isinstance(parent, ScrollView):
-                parent.scroll_to(self, padding=dp(16), animate=False)
-                return
-            parent = parent.parent
+        if self.text:
+            scroll_into_view(self)
+
+
+class ErrorBanner(RevealingLabel):
+    """The error of a form, right above its button. When an error appears it scrolls itself
+    into view: a refusal below the fold (or under the soft keyboard) would go unseen."""
+
+
+class FileReadyCard(Reveal):
+    """A file the app kept for the patient (``mobile.share.KeptFile``): its name, and "Ouvrir" / "Partager"
+    (the platform's open-with and share sheet) — never a path. Hidden while ``file`` is None."""
+
+    file = ObjectProperty(None, allownone=True)
+    title = StringProperty("")
+    outcome = StringProperty("")
+    can_share = BooleanProperty(False)
+
+    def on_file(self, _instance, kept) -> None:
+        from mobile import share
+        from mobile.i18n import _
+
+        if kept is not None:
+            Clock.schedule_once(self._reveal, 0.05)  # once laid out: in view, like an error
+        self.outcome = ""
+        self.can_share = share.can_share()
+        self.title = _("« {name} » est enregistré dans Carnet sur cet appareil.").format(name=kept.name) \
+            if kept is not None else ""
+
+    def _reveal(self, *_args) -> None:
+        scroll_into_view(self)
+
+    def open_it(self) -> None:
+        from mobile import share
+        from mobile.i18n import _
+
+        if self.file is not None:
+            self.outcome = "" if share.open_file(self.file) else _(
+                "Aucune application de cet appareil ne sait ouvrir ce fichier : il reste disponible dans Carnet.")
+
+    def share_it(self) -> None:
+        from mobile import share
+        from mobile.i18n import _
+
+        if self.file is not None:
+            self.outcome = "" if share.share_file(self.file) else _(
+                "Le partage n'a pas pu s'ouvrir : le fichier reste disponible dans Carnet.")
+
+
+class ToggleRow(ButtonBehavior, BoxLayout):
+    """A setting that is on or off, the whole row a touch target. ``active`` is the setting as it is;
+    ``pending``: a change asked for and waiting for a confirmation (``pending_text`` says which)."""
+
+    title = StringProperty("")
+    explanation = StringProperty("")
+    active = BooleanProperty(False)
+    pending = BooleanProperty(False)
+    pending_text = StringProperty("")
 
 
 class RuleRow(BoxLayout):

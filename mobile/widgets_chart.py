@@ -18,7 +18,7 @@ from kivy.properties import ListProperty, StringProperty
 from kivy.uix.widget import Widget
 from kivy.utils import get_color_from_hex
 
-from mobile import theme
+from mobile import i18n, theme
 
 # Distinct on white and for the common colour-vision deficiencies (Okabe–Ito blue and vermilion).
 SERIES_COLOURS = (theme.PRIMARY, get_color_from_hex("#D55E00"), get_color_from_hex("#009E73"))
@@ -162,7 +162,7 @@ class LineChart(Widget):
         if span > 0 and right - left > dp(220):
             marks.insert(1, start + (end - start) / 2)
         for moment in marks:
-            local = moment.astimezone() if moment.tzinfo else moment
+            local = i18n.local(moment) if moment.tzinfo else moment
             texture = self._text(local.strftime("%d/%m/%y"))
             x = min(max(sx(moment) - texture.width / 2, left - dp(4)), self.right - texture.width)
             Color(*theme.TEXT_MUTED)

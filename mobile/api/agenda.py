@@ -10,18 +10,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import requests
 
-from .client import API_PREFIX, CarnetClient
-from .errors import ApiError
+from .client import CarnetClient
 
 log = logging.getLogger(__name__)
 
 
 class AgendaApi:
-    def __init__(self, client: CarnetClient, session: requests.Session | None = None) -> None:
+    def __init__(self, client: CarnetClient) -> None:
         self.client = client
-        self._session = session or requests.Session()
 
     # -- search and booking -------------------------------------------------------------
 
@@ -104,34 +101,6 @@ class AgendaApi:
 
     def _call(self, method: str, path: str, *, params: dict | None = None, json: dict | None = None,
               files: dict | None = None, raw: bool = False) -> Any:
-        client = self.client
-        headers = {"Accept": "text/calendar" if raw else "application/json",
-                   "Accept-Language": client.language}
-        if client.token:
-            headers["Authorization"] = f"Bearer {client.token}"
-        query = {k: v for k, v in (params or {}).items() if v not in (None, "")}
-        if client.offline and not raw and (cached := client.offline_answer(method, path, query)) is not None:
-            return cached  # offline: the upcoming appointments of the last sync
-        try:
-            response = self._session.request(method, f"{client.base_url}{API_PREFIX}{path}", params=query,
-                                             json=json, files=files, headers=headers, timeout=client.timeout)
-        except requests.RequestException as exc:
-            log.info("%s %s failed before any answer: %s", method, path, exc)
-            client.network_reached(False)
-            if not raw and (cached := client.offline_answer(method, path, query)) is not None:
-                return cached
-            raise ApiError.network(client.language) from exc
-        client.network_reached(True)
-        if not response.ok:
-            raise ApiError.from_response(response, client.language)
-        if raw:
-            return response.content
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise ApiError.unexpected(client.language, response.status_code) from None
-
-    def close(self) -> None:
-        self._session.close()
+        if raw:  # the calendar file itself, never from the device's copy
+            return self.client.send(method, path, params=params, json=json, accept="text/calendar").content
+        return self.client.call(method, path, params=params, json=json, files=files)

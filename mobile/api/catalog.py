@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import requests
 
-from .client import CarnetClient, send_json
+from .client import CarnetClient
 
 
 OAUTH_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
@@ -26,9 +25,8 @@ def authorization_request(url: str) -> dict[str, str]:
 
 
 class CatalogApi:
-    def __init__(self, client: CarnetClient, session: requests.Session | None = None) -> None:
+    def __init__(self, client: CarnetClient) -> None:
         self.client = client
-        self._session = session or requests.Session()
 
     # -- the catalogue -------------------------------------------------------------------
 
@@ -81,7 +79,5 @@ class CatalogApi:
     # -- plumbing -------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, *, params: dict | None = None, json: dict | None = None) -> Any:
-        return send_json(self._session, self.client, method, path, params=params, json=json)
+        return self.client.call(method, path, params=params, json=json)
 
-    def close(self) -> None:
-        self._session.close()

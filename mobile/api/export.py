@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from .client import API_PREFIX, CarnetClient
+from .client import CarnetClient
 from .errors import ApiError
 from .records import _filename
 
@@ -37,17 +37,12 @@ def export_record(
     ``on_progress(bytes_received)`` is called as pieces arrive (from the calling thread)."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {tuple(EXPORT_FORMATS)}")
-    headers = {"Accept": "application/fhir+json" if fmt == "fhir" else "application/zip",
-               "Accept-Language": client.language}
-    if client.token:
-        headers["Authorization"] = f"Bearer {client.token}"
-    url = f"{client.base_url}{API_PREFIX}/record/export/{fmt}"
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    accept = "application/fhir+json" if fmt == "fhir" else "application/zip"
+    response = client.send("GET", f"/record/export/{fmt}", accept=accept, stream=True, timeout=EXPORT_TIMEOUT)
     try:
-        with client._session.get(url, headers=headers, stream=True, timeout=EXPORT_TIMEOUT) as response:
-            if not response.ok:
-                raise ApiError.from_response(response, client.language)
+        with response:
             name = _filename(response.headers.get("Content-Disposition"), f"carnet-dossier.{EXPORT_FORMATS[fmt]}")
             target = folder / name
             partial = target.with_name(target.name + ".part")

@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
 
-from .client import API_PREFIX, CarnetClient
-from .errors import ApiError
+from .client import CarnetClient
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +38,8 @@ class OutgoingFile:
 
 
 class InboxApi:
-    def __init__(self, client: CarnetClient, session: requests.Session | None = None) -> None:
+    def __init__(self, client: CarnetClient) -> None:
         self.client = client
-        self._session = session or requests.Session()
 
     # -- threads -----------------------------------------------------------------------
 
@@ -111,27 +108,6 @@ class InboxApi:
 
     def _call(self, method: str, path: str, *, params: dict | None = None, json: dict | None = None,
               files: list | None = None, raw: bool = False) -> Any:
-        client = self.client
-        headers = {"Accept": "application/json", "Accept-Language": client.language}
-        if client.token:
-            headers["Authorization"] = f"Bearer {client.token}"
-        query = {k: v for k, v in (params or {}).items() if v not in (None, "")}
-        try:
-            response = self._session.request(method, f"{client.base_url}{API_PREFIX}{path}", params=query,
-                                             json=json, files=files, headers=headers, timeout=client.timeout)
-        except requests.RequestException as exc:
-            log.info("%s %s failed before any answer: %s", method, path, exc)
-            raise ApiError.network(client.language) from exc
-        if not response.ok:
-            raise ApiError.from_response(response, client.language)
         if raw:
-            return response.content
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise ApiError.unexpected(client.language, response.status_code) from None
-
-    def close(self) -> None:
-        self._session.close()
+            return self.client.send(method, path, params=params, json=json, accept="*/*").content
+        return self.client.call(method, path, params=params, json=json, files=files)

@@ -23,11 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .client import CarnetClient, send_json
+from .client import CarnetClient
 
 
 PUSH_ENDPOINT_ENV = "CARNET_PUSH_ENDPOINT"
@@ -96,9 +95,8 @@ class DeviceKeys:
 
 
 class NotificationsApi:
-    def __init__(self, client: CarnetClient, session: requests.Session | None = None) -> None:
+    def __init__(self, client: CarnetClient) -> None:
         self.client = client
-        self._session = session or requests.Session()
 
     # -- the centre ---------------------------------------------------------------------
 
@@ -147,7 +145,5 @@ class NotificationsApi:
     # -- plumbing -------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, *, params: dict | None = None, json: dict | None = None) -> Any:
-        return send_json(self._session, self.client, method, path, params=params, json=json)
+        return self.client.call(method, path, params=params, json=json)
 
-    def close(self) -> None:
-        self._session.close()

@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 import requests
 
-from .client import API_PREFIX, CarnetClient
+from .client import CarnetClient
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,8 @@ def _filename(disposition: str | None, fallback: str) -> str:
 class RecordsApi:
     def __init__(self, client: CarnetClient) -> None:
         self.client = client
+        # The profile's kinds as the screens last read them, per language (their labels are translated).
+        self.kinds_by_language: dict[str, dict] = {}
 
     # -- documents ----------------------------------------------------------------------
 
@@ -201,11 +203,18 @@ class RecordsApi:
     def dispensed(self, cursor: str | None = None) -> dict:
         return self._json("GET", "/record/profile/dispensed", params={"cursor": cursor})
 
-    def reimbursements(self, kind: str | None = None, cursor: str | None = None) -> dict:
-        return self._json("GET", "/record/profile/reimbursements", params={"kind": kind, "cursor": cursor})
+    def reimbursements(self, kind: str | None = None, cursor: str | None = None, limit: int = 20) -> dict:
+        """The last 24 months: ``{since, months, documents, kinds (with counts), episodes, next_cursor}``."""
+        return self._json("GET", "/record/profile/reimbursements",
+                          params={"kind": kind, "cursor": cursor, "limit": limit})
 
-    def oncology(self, cursor: str | None = None) -> dict:
-        return self._json("GET", "/record/profile/oncology", params={"cursor": cursor})
+    def oncology(self, cursor: str | None = None, *, step: str | None = None, limit: int = 20) -> dict:
+        """The cancer pathway: ``{started_on, steps (date order), care_team, next_cursor}``."""
+        return self._json("GET", "/record/profile/oncology", params={"cursor": cursor, "step": step, "limit": limit})
+
+    def proposals(self, cursor: str | None = None, limit: int = 20) -> dict:
+        """Entries documents propose (a vaccination from a dispensed vaccine), to confirm or hide."""
+        return self._json("GET", "/record/profile/proposals", params={"cursor": cursor, "limit": limit})
 
     # -- directives and wishes ----------------------------------------------------------
 
@@ -327,27 +336,13 @@ class RecordsApi:
     # -- plumbing -----------------------------------------------------------------------
 
     def _json(self, method: str, path: str, *, params: dict | None = None, json: dict | None = None) -> Any:
-        return self.client._request(method, path, params=_clean(params) if params else None, json=json)
+        return self.client.call(method, path, params=_clean(params) if params else None, json=json)
 
     def _send(self, method: str, path: str, *, params: dict | None = None, data: dict | None = None,
               files: dict | None = None, accept: str = "application/json",
               timeout: Any = None) -> requests.Response:
-        client = self.client
-        headers = {"Accept": accept, "Accept-Language": client.language}
-        if client.token:
-            headers["Authorization"] = f"Bearer {client.token}"
-        try:
-            response = client._session.request(
-                method, f"{client.base_url}{API_PREFIX}{path}", params=_clean(params or {}) or None, data=data,
-                files=files, headers=headers, timeout=timeout or client.timeout)
-        except requests.RequestException as exc:
-            log.info("%s %s failed before any answer: %s", method, path, exc)
-            client.network_reached(False)
-            raise ApiError.network(client.language) from exc
-        client.network_reached(True)
-        if not response.ok:
-            raise ApiError.from_response(response, client.language)
-        return response
+        return self.client.send(method, path, params=_clean(params or {}) or None, data=data, files=files,
+                                accept=accept, timeout=timeout)
 
     def _as_json(self, response: requests.Response, method: str, path: str) -> Any:
         try:

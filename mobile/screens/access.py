@@ -10,13 +10,28 @@ from kivy.properties import BooleanProperty, DictProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 
 from mobile.api import ApiError
-from mobile.i18n import _
+from mobile.api.family import FamilyApi
+from mobile.i18n import _, agree
 
 from .records_common import (RecordsBadge, RecordsCard, RecordsScreen, date_time, load_kv, records_api,
                              short_date)
 
 load_kv()
 SWITCHES = ("samu", "btg", "masked")
+CARER_SCOPES = ("documents", "profile", "agenda", "messages")
+
+
+def carer_scope_texts() -> dict[str, tuple[str, str]]:
+    return {
+        "documents": (_("Voir les documents"), _("Votre aidant voit vos documents (sauf ceux que vous masquez).")),
+        "profile": (_("Voir le profil médical"), _("Traitements, allergies, antécédents, mesures.")),
+        "agenda": (_("Gérer l'agenda"), _("Prendre, déplacer ou annuler vos rendez-vous.")),
+        "messages": (_("Lire et écrire les messages"), _("Votre messagerie sécurisée avec vos professionnels.")),
+    }
+
+
+def carer_states() -> dict[str, str]:
+    return {"invited": _("Invitation en attente"), "accepted": _("Aidant actif"), "revoked": _("Révoqué")}
 
 
 def professional_line(pro: dict) -> str:
@@ -45,8 +60,8 @@ def switch_texts() -> dict[str, tuple[str, str]]:
         "samu": (_("Accès du médecin régulateur du SAMU"),
                  _("Lors d'un appel au 15, le médecin régulateur peut consulter votre dossier.")),
         "btg": (_("Accès en urgence des autres professionnels"),
-                _("Si votre état présente un risque immédiat, un professionnel peut consulter votre dossier "
-                  "sans votre autorisation (« bris de glace ») : l'accès est tracé et vous êtes prévenu(e).")),
+                agree(_("Si votre état présente un risque immédiat, un professionnel peut consulter votre dossier "
+                        "sans votre autorisation (« bris de glace ») : l'accès est tracé et vous êtes prévenu(e)."))),
         "masked": (_("Documents masqués visibles en urgence"),
                    _("Lors d'un accès en urgence, les documents que vous avez masqués sont visibles aussi.")),
     }
@@ -75,11 +90,27 @@ class BlockedRow(BoxLayout):
     detail = StringProperty("")
 
 
+class CarerRow(BoxLayout):
+    carer = DictProperty({})
+    name = StringProperty("")
+    detail = StringProperty("")
+
+    def on_carer(self, _instance, carer: dict) -> None:
+        person = f"{carer.get('given_name') or ''} {(carer.get('family_name') or '').upper()}".strip()
+        self.name = person or _("Invitation non encore acceptée")
+        self.detail = " · ".join([carer_states().get(carer.get("state", ""), ""),
+                                  ", ".join(carer.get("scope_labels") or [])])
+
+
 class AccessScreen(RecordsScreen):
     loaded = BooleanProperty(False)
     notice = StringProperty("")
     # The switches as the server has them, and as the patient is setting them.
     saved_switches = DictProperty({})
+    # the same, one property each, for the switches to show (kv does not follow a dict's .get())
+    saved_samu = BooleanProperty(False)
+    saved_btg = BooleanProperty(False)
+    saved_masked = BooleanProperty(False)
     samu = BooleanProperty(False)
     btg = BooleanProperty(False)
     masked = BooleanProperty(False)
@@ -93,18 +124,82 @@ class AccessScreen(RecordsScreen):
     medecin_traitant = StringProperty("")
     administrator = StringProperty("")
     has_emergencies = BooleanProperty(False)
+    # My carers (the family space): the scope chosen for the next one, the code to give them, what happened.
+    carer_documents = BooleanProperty(False)
+    carer_profile = BooleanProperty(False)
+    carer_agenda = BooleanProperty(True)
+    carer_messages = BooleanProperty(False)
+    carer_code = StringProperty("")
+    carers_notice = StringProperty("")
+    carers_error = StringProperty("")
 
     def on_kv_post(self, base_widget) -> None:
         for name, (title, explanation) in switch_texts().items():
             toggle = self.ids[f"switch_{name}"]
             toggle.title, toggle.explanation = title, explanation
+        for name, (title, explanation) in carer_scope_texts().items():
+            toggle = self.ids[f"carer_scope_{name}"]
+            toggle.title, toggle.explanation = title, explanation
 
     def on_pre_enter(self, *_args) -> None:
         self.notice = self.switches_notice = self.blocked_notice = ""
+        self.carers_notice = self.carers_error = self.carer_code = ""
         self.load()
 
     def load(self) -> None:
         self.call(records_api().access, self._show)
+
+    def load_carers(self) -> None:
+        """The account's own carers (the family routes ignore the open record): for its own record only."""
+        if self.app.record_kind != "own":
+            return
+        self.call(lambda: self.client.feature(FamilyApi).carers(), self._show_carers, self._carers_refused)
+
+    def _show_carers(self, page: dict) -> None:
+        box = self.ids.carers
+        box.clear_widgets()
+        for carer in page.get("items") or []:
+            row = CarerRow(carer=carer)
+            row.ids.revoke.bind(on_release=lambda _b, c=carer: self.revoke_carer(c))
+            box.add_widget(row)
+        if not box.children:
+            box.add_widget(Factory.MutedText(text=_("Vous n'avez désigné aucun aidant.")))
+
+    def carer_rows(self) -> list[CarerRow]:
+        return [w for w in reversed(self.ids.carers.children) if isinstance(w, CarerRow)]
+
+    def _carers_refused(self, error: ApiError) -> None:
+        self.carers_error = error.detail
+
+    def name_carer(self) -> None:
+        scopes = [s for s in CARER_SCOPES if getattr(self, f"carer_{s}")]
+        if not scopes:
+            self.carers_error = _("Choisissez au moins ce que votre aidant pourra faire.")
+            return
+        self.carers_error = self.carers_notice = ""
+
+        def invited(invitation: dict) -> None:
+            self.carer_code = invitation.get("code") or ""
+            self.carers_notice = _("Donnez ce code à votre aidant : il le saisit dans son propre Carnet (« Accepter "
+                                   "une invitation d'aidant »). Il ne sera plus affiché ensuite.")
+            self.load_carers()
+
+        self.call(lambda: self.client.feature(FamilyApi).invite_carer(scopes), invited, self._carers_refused)
+
+    def copy_carer_code(self) -> None:
+        from kivy.core.clipboard import Clipboard
+
+        Clipboard.copy(self.carer_code)
+        self.carers_notice = _("Code copié : envoyez-le à votre aidant.")
+
+    def revoke_carer(self, carer: dict) -> None:
+        def done(_answer) -> None:
+            self.carer_code = ""
+            self.carers_notice = _("Cet aidant n'a plus accès à votre dossier.") if carer.get("state") == "accepted" \
+                else _("L'invitation est retirée.")
+            self.load_carers()
+
+        self.call(lambda: self.client.feature(FamilyApi).end_carer(carer["id"]), done, self._carers_refused)
 
     def _show(self, page: dict) -> None:
         self.saved_switches = page.get("switches") or {}
@@ -138,6 +233,7 @@ class AccessScreen(RecordsScreen):
             f"{date_time(i.get('at'))} — {i.get('label')} ({i['actor'].get('name')})" for i in recent[:3]
         ) or _("Aucun accès pour l'instant.")
         self.loaded = True
+        self.load_carers()
 
     def _role(self, role: str, pro: dict | None, empty: str) -> None:
         box = self.ids[f"{role}_box"]
@@ -214,6 +310,7 @@ class AccessScreen(RecordsScreen):
     def _reset_switches(self) -> None:
         for name in SWITCHES:
             setattr(self, name, bool(self.saved_switches.get(name)))
+            setattr(self, f"saved_{name}", bool(self.saved_switches.get(name)))
         self.switches_changed = False
         self.switches_error = ""
         self.ids.password.text = ""

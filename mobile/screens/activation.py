@@ -9,7 +9,6 @@ the server says the second factor is still missing (``resume_enrolment``).
 from __future__ import annotations
 
 from kivy.properties import BooleanProperty, OptionProperty, StringProperty
-from kivy.uix.screenmanager import NoTransition, SlideTransition
 
 from mobile.api import ApiError, password_rules
 from mobile.api.fields import (
@@ -23,13 +22,13 @@ from mobile.api.fields import (
 from mobile.i18n import _, get_language
 from mobile.widgets import RuleRow
 
-from .base import CarnetScreen
+from .base import StepsScreen
 
 STEPS = ("identity", "password", "second_factor")
 MATCH_RULE = "match"
 
 
-class ActivationScreen(CarnetScreen):
+class ActivationScreen(StepsScreen):
     step = OptionProperty("identity", options=STEPS)
     given_name = StringProperty("")
     # Set once the rules are all met and both entries match: enables the button.
@@ -63,14 +62,12 @@ class ActivationScreen(CarnetScreen):
         self._go_to("second_factor")
         self.enrol()
 
-    def go_back(self) -> None:
-        if self.step == "password":
-            self.error = ""
-            self._go_to("identity", direction="right")
-        else:
-            # From the last step the account exists already: signing in later resumes here.
-            self.app.back("welcome")
-            self.reset()
+    def step_back(self) -> bool:
+        if self.step != "password":
+            return False  # from the last step the account exists already: signing in later resumes there
+        self.error = ""
+        self._go_to("identity", direction="right")
+        return True
 
     def reset(self) -> None:
         super().reset()
@@ -84,14 +81,6 @@ class ActivationScreen(CarnetScreen):
             self.ids[field].text = ""
         self.update_rules()
         self._go_to("identity", animate=False)
-
-    def _go_to(self, step: str, direction: str = "left", animate: bool = True) -> None:
-        self.step = step
-        steps = self.ids.steps
-        steps.transition = (
-            SlideTransition(direction=direction, duration=0.2) if animate else NoTransition()
-        )
-        steps.current = step
 
     # -- step 1: the activation letter --------------------------------------------------
 
@@ -170,6 +159,13 @@ class ActivationScreen(CarnetScreen):
     def _enrolment_failed(self, error: ApiError) -> None:
         self.enrolment_failed = True
         self.error = error.detail
+
+    def open_authenticator(self) -> None:
+        """The otpauth:// link handed to the platform: the authenticator app installed takes it."""
+        from mobile import share
+
+        if self.otpauth_uri and not share.open_uri(self.otpauth_uri):
+            self.error = _("Aucune application d'authentification n'a répondu : saisissez la clé ci-dessus.")
 
     def submit_code(self) -> None:
         try:

@@ -12,7 +12,7 @@ from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.label import Label
 
 from mobile.api import ApiError
-from mobile.i18n import _
+from mobile.i18n import _, today_local
 
 from .agenda_common import AppointmentRow, agenda_api, load_kv, long_date, month_title, upper_first
 from .base import CarnetScreen
@@ -35,7 +35,7 @@ class AgendaScreen(CarnetScreen):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        today = dt.date.today()
+        today = today_local()
         self.year, self.month = today.year, today.month
         self.selected_day: dt.date | None = None
         self._month_items: list[dict] = []
@@ -50,7 +50,7 @@ class AgendaScreen(CarnetScreen):
     def refresh(self) -> None:
         api = agenda_api()
         if self.mode == "list":
-            today = dt.date.today().isoformat()
+            today = today_local().isoformat()
             self.call(lambda: api.appointments(date_from=today, limit=50), self._show_list, self._failed)
         else:
             first = dt.date(self.year, self.month, 1)
@@ -97,7 +97,7 @@ class AgendaScreen(CarnetScreen):
         first_weekday, days = calendar.monthrange(self.year, self.month)
         for _blank in range(first_weekday):
             grid.add_widget(Label())
-        today = dt.date.today()
+        today = today_local()
         for number in range(1, days + 1):
             date = dt.date(self.year, self.month, number)
             cell = DayCell(day=number, count=counts.get(number, 0), selected=date == self.selected_day,
@@ -135,9 +135,7 @@ class AgendaScreen(CarnetScreen):
         self.app.show("agenda_booking")
 
     def _failed(self, error: ApiError) -> None:
-        if error.status == 401:
-            self.app.signed_out(_("Votre session a expiré. Reconnectez-vous."))
-        else:
+        if not self.session_refused(error):
             self.error = error.detail
 
     def reset(self) -> None:

@@ -25,6 +25,8 @@ class SlotRow(ButtonBehavior, BoxLayout):
 
 
 class AgendaBookingScreen(CarnetScreen):
+    # the server's cancellation cut-off (CARNET_AGENDA_CANCEL_CUTOFF_HOURS), for the warning's words
+    cutoff_hours = NumericProperty(24)
     chosen = DictProperty({})
     notice = StringProperty("")
     # set when moving an existing appointment: only its professional's slots are offered
@@ -70,6 +72,7 @@ class AgendaBookingScreen(CarnetScreen):
                        if page["items"] else "")
 
     def choose(self, slot: dict) -> None:
+        self.choose_cutoff(slot)
         self.chosen = slot
         for row in self.ids.results.children:
             if isinstance(row, SlotRow):
@@ -94,6 +97,29 @@ class AgendaBookingScreen(CarnetScreen):
             specialty=slot.get("specialty_label") or slot.get("visit_type_label") or "",
             place=place_line(slot.get("place")) or slot.get("visit_type_label") or "")
 
+    @staticmethod
+    def past_cancel_deadline(slot: dict) -> bool:
+        """Booked now, this slot could no longer be cancelled or moved in the app (the cut-off has passed)."""
+        import datetime as dt
+
+        until = slot.get("cancel_until") if slot else None
+        if not until:
+            return False
+        try:
+            return dt.datetime.fromisoformat(until.replace("Z", "+00:00")) <= dt.datetime.now(dt.timezone.utc)
+        except ValueError:
+            return False
+
+    def choose_cutoff(self, slot: dict) -> None:
+        import datetime as dt
+
+        try:
+            starts = dt.datetime.fromisoformat(slot["starts_at"].replace("Z", "+00:00"))
+            until = dt.datetime.fromisoformat(slot["cancel_until"].replace("Z", "+00:00"))
+            self.cutoff_hours = round((starts - until).total_seconds() / 3600)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass
+
     def confirm(self) -> None:
         if not self.chosen:
             return
@@ -113,8 +139,7 @@ class AgendaBookingScreen(CarnetScreen):
         self.app.show("agenda_detail")
 
     def _failed(self, error: ApiError) -> None:
-        if error.status == 401:
-            self.app.signed_out(_("Votre session a expiré. Reconnectez-vous."))
+        if self.session_refused(error):
             return
         self.error = error.detail
         if error.code == "agenda_slot_taken":

@@ -33,13 +33,8 @@ def load_kv() -> None:
 
 
 def agenda_api() -> AgendaApi:
-    """One AgendaApi per client (the client is replaced when the app is rebuilt)."""
-    app = App.get_running_app()
-    api = getattr(app, "_agenda_api", None)
-    if api is None or api.client is not app.client:
-        api = AgendaApi(app.client)
-        app._agenda_api = api
-    return api
+    """The session's AgendaApi (the client is replaced when the app is rebuilt)."""
+    return App.get_running_app().client.feature(AgendaApi)
 
 
 def _names() -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -83,14 +78,11 @@ def place_line(place: dict | None) -> str:
     return ", ".join(x for x in (place.get("name"), place.get("address"), city) if x)
 
 
-def saved_file(name: str, data: bytes) -> Path:
-    """Save a downloaded calendar where the app keeps its files (the phone's share sheet takes it
-    from there)."""
-    folder = Path(App.get_running_app().user_data_dir) / "agenda"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    target.write_bytes(data)
-    return target
+def saved_file(name: str, data: bytes):
+    """A calendar file kept for the patient (``mobile.share.keep``), to open or share from the screen."""
+    from mobile import share
+
+    return share.keep(Path(App.get_running_app().user_data_dir) / "agenda", name, data, "text/calendar")
 
 
 class AppointmentRow(ButtonBehavior, BoxLayout):

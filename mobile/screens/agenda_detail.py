@@ -7,7 +7,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from kivy.factory import Factory
-from kivy.properties import BooleanProperty, DictProperty, StringProperty
+from kivy.properties import BooleanProperty, DictProperty, ObjectProperty, StringProperty
 
 from mobile import theme
 
@@ -23,6 +23,7 @@ load_kv()
 class AgendaDetailScreen(CarnetScreen):
     appointment = DictProperty({})
     notice = StringProperty("")
+    ready = ObjectProperty(None, allownone=True)  # the .ics kept on the device (mobile.share.KeptFile)
     confirming_cancel = BooleanProperty(False)
     cancelled = BooleanProperty(False)
 
@@ -88,6 +89,7 @@ class AgendaDetailScreen(CarnetScreen):
 
     def on_leave(self, *_args) -> None:
         self.notice = ""
+        self.ready = None
         self.error = ""
 
     def heading(self, a: dict) -> str:
@@ -159,15 +161,13 @@ class AgendaDetailScreen(CarnetScreen):
         api = agenda_api()
 
         def saved(data: bytes) -> None:
-            path = saved_file(f"rendez-vous-{appointment_id}.ics", data)
-            self.notice = _("Fichier de calendrier enregistré : {name}").format(name=path.name)
+            self.notice = ""
+            self.ready = saved_file(f"rendez-vous-{appointment_id}.ics", data)
 
         self.call(lambda: api.export_ics(appointment_id), saved, self._failed)
 
     def _failed(self, error: ApiError) -> None:
-        if error.status == 401:
-            self.app.signed_out(_("Votre session a expiré. Reconnectez-vous."))
-        else:
+        if not self.session_refused(error):
             self.confirming_cancel = False
             self.error = error.detail
 

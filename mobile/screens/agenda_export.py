@@ -3,7 +3,7 @@ events say only "Rendez-vous médical" unless the patient chooses to show the de
 
 from __future__ import annotations
 
-from kivy.properties import BooleanProperty, StringProperty
+from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
 
 from mobile.api import ApiError
 from mobile.i18n import _, format_datetime
@@ -20,9 +20,11 @@ class AgendaExportScreen(CarnetScreen):
     link = StringProperty("")
     status = StringProperty("")
     notice = StringProperty("")
+    ready = ObjectProperty(None, allownone=True)  # the .ics kept on the device (mobile.share.KeptFile)
 
     def on_pre_enter(self, *_args) -> None:
         self.notice = ""
+        self.ready = None
         self.call(agenda_api().feed, self._show, self._failed)
 
     def _show(self, feed: dict) -> None:
@@ -40,7 +42,7 @@ class AgendaExportScreen(CarnetScreen):
                 if fetched else "")
 
     def create_link(self) -> None:
-        show = self.ids.details_switch.active
+        show = self.show_details
         self.call(lambda: agenda_api().create_feed(show), self._created, self._failed)
 
     def _created(self, feed: dict) -> None:
@@ -48,8 +50,19 @@ class AgendaExportScreen(CarnetScreen):
         self.notice = _("Copiez ce lien dans votre application de calendrier (« s'abonner à un calendrier »). "
                         "Il ne sera plus affiché ensuite.")
 
+    def copy_link(self) -> None:
+        """The link in the clipboard, to paste into the calendar app's "subscribe" field."""
+        from kivy.core.clipboard import Clipboard
+
+        Clipboard.copy(self.link)
+        self.notice = _("Lien copié : collez-le dans votre application de calendrier (« s'abonner à un "
+                        "calendrier »).")
+
     def toggle_details(self, value: bool) -> None:
-        if not self.active or value == self.show_details:
+        if value == self.show_details:
+            return
+        if not self.active:  # no link yet: the choice goes with the link about to be made
+            self.show_details = value
             return
         self.call(lambda: agenda_api().set_feed_details(value), self._show, self._failed)
 
@@ -62,15 +75,13 @@ class AgendaExportScreen(CarnetScreen):
 
     def download_all(self) -> None:
         def saved(data: bytes) -> None:
-            path = saved_file("agenda-carnet.ics", data)
-            self.notice = _("Agenda enregistré : {name}").format(name=path.name)
+            self.notice = ""
+            self.ready = saved_file("agenda-carnet.ics", data)
 
         self.call(agenda_api().export_ics, saved, self._failed)
 
     def _failed(self, error: ApiError) -> None:
-        if error.status == 401:
-            self.app.signed_out(_("Votre session a expiré. Reconnectez-vous."))
-        else:
+        if not self.session_refused(error):
             self.error = error.detail
 
     def reset(self) -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import datetime as dt
 
 from kivy.factory import Factory
-from kivy.properties import DictProperty, StringProperty
+from kivy.properties import BooleanProperty, DictProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 
 from mobile.api import ApiError
-from mobile.i18n import _
+from mobile.i18n import _, today_local
 
-from .agenda_common import agenda_api, load_kv
+from .agenda_common import agenda_api, load_kv, parse_french_date
 from .base import CarnetScreen
 
 load_kv()
@@ -28,6 +28,16 @@ class PreventionRow(BoxLayout):
     item = DictProperty({})
     detail = StringProperty("")
     status = StringProperty("")
+    # "Fait" asks when first: a date field under the row, today by default
+    asking_date = BooleanProperty(False)
+    date_error = StringProperty("")
+
+    def ask_date(self) -> None:
+        self.asking_date = not self.asking_date
+        self.date_error = ""
+        if self.asking_date:
+            done = self.item.get("done_on")
+            self.ids.done_on.text = _fr(done) if done else today_local().strftime("%d/%m/%Y")
 
     def on_item(self, _instance, item: dict) -> None:
         self.status = item.get("status", "")
@@ -68,20 +78,40 @@ class AgendaPreventionScreen(CarnetScreen):
         todo = sum(1 for r in rows if r.item.get("status") == "to_plan")
         self.summary = _("{age} ans : {count} recommandation(s) à planifier.").format(age=self._age, count=todo)
 
-    def mark(self, row: PreventionRow, status: str) -> None:
+    def mark(self, row: PreventionRow, status: str, done_on: str | None = None) -> None:
         code = row.item["code"]
         api = agenda_api()
 
         def marked(item: dict) -> None:
+            row.asking_date = False
             row.item = item
             self._update_summary()
 
-        self.call(lambda: api.mark(code, status), marked, self._failed)
+        def refused(error: ApiError) -> None:
+            if row.asking_date and error.status != 401:
+                row.date_error = error.detail
+            else:
+                self._failed(error)
+
+        self.call(lambda: api.mark(code, status, done_on=done_on), marked, refused)
+
+    def mark_done(self, row: PreventionRow, typed: str) -> None:
+        """"Fait", on the day the patient says (not later than today)."""
+        try:
+            day = parse_french_date(typed)
+        except ValueError:
+            day = None
+        if not day:
+            row.date_error = _("Saisissez la date au format JJ/MM/AAAA.")
+            return
+        if day > today_local().isoformat():
+            row.date_error = _("Cette date est dans le futur : indiquez le jour où c'était fait.")
+            return
+        row.date_error = ""
+        self.mark(row, "done", done_on=day)
 
     def _failed(self, error: ApiError) -> None:
-        if error.status == 401:
-            self.app.signed_out(_("Votre session a expiré. Reconnectez-vous."))
-        else:
+        if not self.session_refused(error):
             self.error = error.detail
 
     def reset(self) -> None:

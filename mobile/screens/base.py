@@ -7,10 +7,11 @@ from typing import Any
 
 from kivy.app import App
 from kivy.properties import ObjectProperty, StringProperty
-from kivy.uix.screenmanager import Screen
+from kivy.uix.screenmanager import NoTransition, Screen, SlideTransition
 
 from mobile.api import ApiError
 from mobile.background import run_in_background
+from mobile.i18n import _
 
 
 class CarnetScreen(Screen):
@@ -65,18 +66,56 @@ class CarnetScreen(Screen):
                 connectivity.went_offline()
                 error = offline_error(error)
             self.last_error = error
-            if error.status == 401 and app.signed_in and getattr(app, "session_expired", None):
-                app.session_expired(self.name)  # back to sign-in, then here again
+            if self.session_refused(error):
                 return
             (on_error or self.show_error)(error)
 
         run_in_background(work, succeeded, failed)
         return True
 
+    def session_refused(self, error: ApiError) -> bool:
+        """The one answer to a refused session (401 while signed in: idle too long, past its lifetime, signed
+        out elsewhere): to sign-in with the server's sentence saying which, then back to this screen. → True
+        when it was that (the caller shows nothing more). Calls made with :meth:`call` get it already; a
+        screen's quiet calls (the next page, polling) get it through :meth:`show_error`."""
+        app = self.app
+        if error.status != 401 or not app.signed_in:
+            return False
+        expired = getattr(app, "session_expired", None)
+        if expired is not None:
+            expired(self.name, error.detail)
+        else:
+            app.signed_out(_("Votre session a expiré. Reconnectez-vous."))
+        return True
+
     def show_error(self, error: ApiError) -> None:
-        self.error = error.detail
+        if not self.session_refused(error):
+            self.error = error.detail
 
     def reset(self) -> None:
         """Forget what was typed; called when the patient leaves the journey."""
         self.error = ""
         self.last_error = None
+
+
+class StepsScreen(CarnetScreen):
+    """A journey told in steps inside one screen (its ``steps`` ScreenManager: activation, sign-in, password
+    reset); ``step`` (an OptionProperty of the subclass) names the one shown."""
+
+    leave_to = "welcome"  # where leaving the journey leads
+
+    def go_back(self) -> None:
+        """Back one step, or out of the journey (to ``leave_to``, what was typed forgotten)."""
+        if not self.step_back():
+            self.app.back(self.leave_to)
+            self.reset()
+
+    def step_back(self) -> bool:
+        """Go back one step inside the journey when there is one to go back to; False to leave it."""
+        return False
+
+    def _go_to(self, step: str, direction: str = "left", animate: bool = True) -> None:
+        self.step = step
+        steps = self.ids.steps
+        steps.transition = SlideTransition(direction=direction, duration=0.2) if animate else NoTransition()
+        steps.current = step

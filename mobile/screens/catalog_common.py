@@ -28,13 +28,8 @@ def load_kv() -> None:
 
 
 def catalog_api() -> CatalogApi:
-    """One CatalogApi per client (the client is replaced when the app is rebuilt)."""
-    app = App.get_running_app()
-    api = getattr(app, "_catalog_api", None)
-    if api is None or api.client is not app.client:
-        api = CatalogApi(app.client)
-        app._catalog_api = api
-    return api
+    """The session's CatalogApi (the client is replaced when the app is rebuilt)."""
+    return App.get_running_app().client.feature(CatalogApi)
 
 
 def french_date(iso: str | None) -> str:

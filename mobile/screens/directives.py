@@ -8,7 +8,7 @@ from kivy.factory import Factory
 from kivy.properties import BooleanProperty, DictProperty, NumericProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 
-from mobile.i18n import _
+from mobile.i18n import _, agree
 
 from .records_common import (RecordsOption, RecordsScreen, iso_day, load_kv, profile_kinds, records_api,
                              short_date)
@@ -97,7 +97,7 @@ class DirectivesScreen(RecordsScreen):
             block.writing = False
         organ = directives.get("organ_donation")
         if organ:
-            informed = _(", informé(e) le {date}").format(date=organ["informed_at"]) if organ.get("informed_at") else ""
+            informed = agree(_(", informé(e) le {date}")).format(date=organ["informed_at"]) if organ.get("informed_at") else ""
             self.organ_text = _("Votre position : {label} (déclarée le {date}{informed}).").format(
                 label=organ.get("label"), date=short_date(organ.get("created_at")), informed=informed)
         else:

@@ -10,7 +10,9 @@ import io
 from kivy.core.image import Image as CoreImage
 from kivy.core.window import Window
 from kivy.factory import Factory
-from kivy.properties import BooleanProperty, DictProperty, NumericProperty, StringProperty
+from kivy.properties import (AliasProperty, BooleanProperty, DictProperty, NumericProperty, ObjectProperty,
+                             StringProperty)
+from kivy.uix.scrollview import ScrollView
 
 from mobile import theme
 from mobile.api import ApiError
@@ -26,6 +28,9 @@ load_kv()
 NARRATIVE_MAX_BLOCKS = 250
 # Columns up to which a table row reads well as one line ("Leucocytes : 500 /mL").
 COMPACT_COLUMNS = 3
+# A page at the phone's width is an overview; a double tap goes through these, pinching anywhere between.
+ZOOM_STEPS = (1.0, 2.0, 3.0)
+MAX_ZOOM = ZOOM_STEPS[-1]
 
 
 def removal_reason_label(reason: str) -> str:
@@ -57,6 +62,78 @@ def table_lines(block: dict) -> tuple[str, list[str]]:
     return heading, [line for line in lines if line.strip()]
 
 
+def next_zoom(zoom: float) -> float:
+    """The zoom a double tap leads to: the next step up, or back to the whole page after the last."""
+    for step in ZOOM_STEPS:
+        if step > zoom + 0.05:
+            return step
+    return ZOOM_STEPS[0]
+
+
+class PageScroller(ScrollView):
+    """The page image: sideways scrolling when zoomed in, a double tap to zoom in a step (and back), two
+    fingers to pinch. The screen owns the zoom (``zoom_to``); this only reads the fingers."""
+
+    def __init__(self, **kwargs):
+        self._fingers: list = []
+        self._pinch: tuple[float, float] | None = None  # (distance between the fingers, zoom) at the start
+        super().__init__(**kwargs)
+
+    def _screen(self):
+        parent = self.parent
+        while parent is not None and not isinstance(parent, DocumentViewerScreen):
+            parent = parent.parent
+        return parent
+
+    @staticmethod
+    def _distance(a, b) -> float:
+        return max(1.0, ((a.x - b.x) ** 2 + (a.y - b.y) ** 2) ** 0.5)
+
+    def on_scroll_start(self, touch, check_children=True):
+        if not self.collide_point(*touch.pos) or touch.is_mouse_scrolling:
+            return super().on_scroll_start(touch, check_children)
+        screen = self._screen()
+        if screen is not None and getattr(touch, "is_double_tap", False):
+            screen.zoom_to(next_zoom(screen.zoom), around=self.to_widget(*touch.pos))
+            return True
+        # only fingers still down (a tap's end may have gone to the screen's scroll view, not here)
+        self._fingers = [f for f in self._fingers if f.time_end < 0 and f is not touch] + [touch]
+        if len(self._fingers) == 2 and screen is not None:
+            self._pinch = (self._distance(*self._fingers), screen.zoom)
+            for finger in self._fingers:
+                finger.grab(self)
+            return True
+        return super().on_scroll_start(touch, check_children)
+
+    def on_scroll_move(self, touch):
+        # Zoomed in, this scroller is offered the drag first: it keeps the sideways part and leaves a drag
+        # that is mostly up or down to the screen around it (Kivy's nested scroll views then scroll it).
+        handled = super().on_scroll_move(touch)
+        if abs(touch.dy) > abs(touch.dx):
+            return False
+        return handled
+
+    def on_touch_move(self, touch):
+        if self._pinch is not None and touch in self._fingers and touch.grab_current is self:
+            screen = self._screen()
+            start_distance, start_zoom = self._pinch
+            if screen is not None:
+                screen.zoom_to(start_zoom * self._distance(*self._fingers) / start_distance)
+            return True
+        return super().on_touch_move(touch)
+
+    def on_touch_up(self, touch):
+        if touch in self._fingers:
+            self._fingers.remove(touch)
+            if self._pinch is not None:
+                if touch.grab_current is self:
+                    touch.ungrab(self)
+                if len(self._fingers) < 2:
+                    self._pinch = None
+                return True
+        return super().on_touch_up(touch)
+
+
 class DocumentViewerScreen(RecordsScreen):
     document_id = NumericProperty(0)
     document = DictProperty({})
@@ -76,7 +153,11 @@ class DocumentViewerScreen(RecordsScreen):
     masked = BooleanProperty(False)
     can_delete = BooleanProperty(False)
     can_request_removal = BooleanProperty(False)
-    zoomed = BooleanProperty(False)
+    # the original, kept on the device to open or share (mobile.share.KeptFile)
+    ready = ObjectProperty(None, allownone=True)
+    zoom = NumericProperty(1.0)
+    zoomed = AliasProperty(lambda self: self.zoom > 1.01, lambda self, value: self.zoom_to(2.0 if value else 1.0),
+                           bind=("zoom",))
 
     def on_pre_enter(self, *_args) -> None:
         if self.document_id and (not self.loaded or self.document.get("id") != self.document_id):
@@ -110,17 +191,34 @@ class DocumentViewerScreen(RecordsScreen):
 
     @staticmethod
     def _page_width() -> int:
-        # Sharp on the screen, also zoomed in twice, without asking the server for more than that.
-        return int(min(2000, max(900, Window.width * 2.2)))
+        # At the screen's density (Window.width is in pixels) and sharp up to the largest zoom, without
+        # asking the server for more than it renders (2,000 px).
+        return int(min(2000, max(900, Window.width * MAX_ZOOM)))
+
+    def zoom_to(self, zoom: float, around: tuple[float, float] | None = None) -> None:
+        """Zoom the page (1 = the phone's width), keeping the point ``around`` (in the scroller) in view."""
+        zoom = max(ZOOM_STEPS[0], min(MAX_ZOOM, float(zoom)))
+        if abs(zoom - self.zoom) < 0.01:
+            return
+        scroller = self.ids.page_scroller
+        fraction = 0.5
+        if around is not None and scroller.width:
+            fraction = min(1.0, max(0.0, around[0] / scroller.width))
+        self.zoom = zoom
+        if zoom > 1.01:
+            scroller.scroll_x = fraction
+        else:
+            scroller.scroll_x = 0
 
     def _clear(self) -> None:
         self.loaded = False
         self.notice = ""
+        self.ready = None
         self.choosing_reason = self.confirming_delete = False
         self.reason = ""
         self.kind = ""
         self.page = self.page_count = 0
-        self.zoomed = False
+        self.zoom = 1.0
         self.document = {}
         self.title = self.category = self.info = ""
         self.masked = self.can_delete = self.can_request_removal = False
@@ -159,6 +257,10 @@ class DocumentViewerScreen(RecordsScreen):
         if author.get("name"):
             who = author["name"] + (f" ({author['organisation']})" if author.get("organisation") else "")
             lines.append(_("Auteur : {who}").format(who=who))
+        for label, coded in ((_("Établissement : {name}"), document.get("facility_type")),
+                             (_("Cadre de soins : {name}"), document.get("practice_setting"))):
+            if coded:
+                lines.append(label.format(name=coded.get("display") or coded.get("code")))
         if document.get("service_date"):
             lines.append(_("Date des soins : {date}").format(date=short_date(document["service_date"])))
         lines.append(_("Ajouté le {date}").format(date=short_date(document.get("submitted_at"))))
@@ -245,8 +347,9 @@ class DocumentViewerScreen(RecordsScreen):
         document_id = self.document_id
 
         def saved(download) -> None:
-            path = saved_file("documents", download.filename, download.content)
-            self.notice = _("Document enregistré sur cet appareil : {path}").format(path=path)
+            self.notice = ""
+            self.ready = saved_file("documents", download.filename, download.content,
+                                    (self.document.get("mime_type") or None))
 
         self.call(lambda: records_api().content(document_id), saved)
 

@@ -9,7 +9,7 @@ from kivy.uix.boxlayout import BoxLayout
 
 from mobile.i18n import _
 
-from .records_common import (EndlessList, RecordsBadge, RecordsCard, RecordsChip, RecordsScreen, iso_day,
+from .records_common import (EndlessList, FilteredList, RecordsBadge, RecordsCard, RecordsChip, RecordsScreen, iso_day,
                              load_kv, records_api, short_date)
 
 load_kv()
@@ -53,7 +53,7 @@ class DocumentFilters(BoxLayout):
     mine = BooleanProperty(False)
 
 
-class DocumentsScreen(RecordsScreen):
+class DocumentsScreen(FilteredList, RecordsScreen):
     loaded = BooleanProperty(False)
     has_more = BooleanProperty(False)
     loading_more = BooleanProperty(False)
@@ -122,13 +122,6 @@ class DocumentsScreen(RecordsScreen):
         return {"categories": [self.category] if self.category else [],
                 "q": self.ids.search.text.strip() or None, "author": ids.author.text.strip() or None,
                 "date_from": date_from, "date_to": date_to, "mine": self.filters.mine, "sort": self.filters.sort}
-
-    def reload(self) -> None:
-        criteria = self._criteria()
-        if criteria is None:
-            return
-        self.applied = criteria
-        self.pages.reload()
 
     def _fetch(self, cursor: str | None) -> dict:
         return records_api().documents(**self.applied, limit=PAGE_SIZE, cursor=cursor)

@@ -96,11 +96,38 @@ class DocumentUploadScreen(RecordsScreen):
         self.ids.chooser.path = self.start_folder
 
     def open_chooser(self) -> None:
+        if self._system_picker():
+            return
         chooser = self.ids.chooser
         if not Path(chooser.path).is_dir():
             chooser.path = self.start_folder
         self.error = ""
         self.choosing = True
+
+    def _system_picker(self) -> bool:
+        """On a phone, the system's own document picker (Android's, iOS's: the patient's files, Drive, the
+        camera roll…) through plyer; the desktop keeps the chooser of this screen."""
+        from kivy.utils import platform
+
+        if platform not in ("android", "ios"):
+            return False
+        try:
+            from plyer import filechooser
+        except ImportError:
+            return False
+        from kivy.clock import mainthread
+
+        @mainthread
+        def picked(selection) -> None:
+            if selection:
+                self.choose_file(selection[0])
+
+        try:
+            filechooser.open_file(on_selection=picked, multiple=False,
+                                  filters=[["Documents", *[f"*.{ext}" for ext in UPLOAD_EXTENSIONS]]])
+        except Exception:  # noqa: BLE001 - no picker on this phone: the built-in chooser does the job
+            return False
+        return True
 
     def cancel_chooser(self) -> None:
         self.choosing = False

@@ -4,12 +4,12 @@ patient scrolls; downloadable as CSV or PDF into the app's own folder (the scree
 
 from __future__ import annotations
 
-from kivy.properties import BooleanProperty, DictProperty, NumericProperty, StringProperty
+from kivy.properties import BooleanProperty, DictProperty, NumericProperty, ObjectProperty, StringProperty
 
-from mobile.i18n import _
+from mobile.i18n import _, zone_note
 
-from .records_common import (EndlessList, RecordsBadge, RecordsCard, RecordsChip, RecordsScreen, date_time,
-                             iso_day, load_kv, records_api, saved_file)
+from .records_common import (EndlessList, FilteredList, RecordsBadge, RecordsCard, RecordsChip, RecordsScreen,
+                             date_time, iso_day, load_kv, records_api, saved_file)
 
 load_kv()
 PAGE_SIZE = 20
@@ -55,7 +55,7 @@ class HistoryRow(RecordsCard):
             badges.add_widget(RecordsBadge(text=_("Urgence"), tone="warning"))
 
 
-class HistoryScreen(RecordsScreen):
+class HistoryScreen(FilteredList, RecordsScreen):
     loaded = BooleanProperty(False)
     has_more = BooleanProperty(False)
     loading_more = BooleanProperty(False)
@@ -66,6 +66,8 @@ class HistoryScreen(RecordsScreen):
     applied = DictProperty({})
     last_export = StringProperty("")
     back_target = StringProperty("home")
+    zone_note = StringProperty("")
+    ready = ObjectProperty(None, allownone=True)  # the export kept on the device (mobile.share.KeptFile)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -81,6 +83,7 @@ class HistoryScreen(RecordsScreen):
 
     def on_pre_enter(self, *_args) -> None:
         self.notice = ""
+        self.zone_note = zone_note()
         self.reload()
 
     def choose_actor(self, actor: str) -> None:
@@ -101,13 +104,6 @@ class HistoryScreen(RecordsScreen):
             return None
         return {"actors": [self.actor] if self.actor else [], "since": since, "until": until,
                 "emergency": self.emergency}
-
-    def reload(self) -> None:
-        criteria = self._criteria()
-        if criteria is None:
-            return
-        self.applied = criteria
-        self.pages.reload()
 
     def _fetch(self, cursor: str | None) -> dict:
         return records_api().history(**self.applied, cursor=cursor, limit=PAGE_SIZE)
@@ -134,8 +130,9 @@ class HistoryScreen(RecordsScreen):
             return
 
         def saved(download) -> None:
-            path = saved_file("historique", download.filename, download.content)
-            self.notice = _("Fichier enregistré sur cet appareil : {path}").format(path=path)
-            self.last_export = str(path)
+            kept = saved_file("historique", download.filename, download.content)
+            self.notice = ""
+            self.ready = kept
+            self.last_export = str(kept.path)
 
         self.call(lambda: records_api().export_history(fmt, **criteria), saved)

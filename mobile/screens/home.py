@@ -7,16 +7,20 @@ import time
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.factory import Factory
-from kivy.properties import BooleanProperty, StringProperty
+from kivy.properties import BooleanProperty, DictProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 
 from mobile.api import ApiError
 from mobile.api.records import MIGRATION_RUNNING, RecordsApi
 from mobile.background import run_in_background
-from mobile.i18n import _, format_datetime
+from mobile.i18n import _, agree, format_datetime, set_sex, set_zone
+from mobile.navigation import badge_text, open_from_home
+
+from mobile.navigation import HubButton  # noqa: F401  (the hub's buttons, shared with "Plus")
 
 from .base import CarnetScreen
+from .family import FamilyLinks, SpaceSwitcher  # noqa: F401  (the profile switcher and family links, in home.kv)
 from .records_home import load_home  # the record's section (documents, profile, access…)
 
 
@@ -44,11 +48,35 @@ class NextStepRow(BoxLayout):
 class ActivityRow(BoxLayout):
     text = StringProperty("")
     when = StringProperty("")
+    # a failed sign-in (or code): on its own line, marked, with what to do
+    alert = BooleanProperty(False)
 
 
-class HubButton(ButtonBehavior, BoxLayout):
-    text = StringProperty("")
-    badge = StringProperty("")
+def activity_when(item: dict) -> str:
+    """When it happened; for a grouped line, from the first to the last."""
+    last, first = format_datetime(item.get("at")), format_datetime(item.get("first_at"))
+    if item.get("count", 1) > 1 and first and first != last:
+        return _("du {first} au {last}").format(first=first.removeprefix(_("le ")), last=last.removeprefix(_("le ")))
+    return last
+
+
+class NextAppointmentCard(ButtonBehavior, BoxLayout):
+    """Home's next appointment (or an invitation to book one); a tap opens it."""
+
+    appointment = DictProperty({})
+    day = StringProperty("")
+    line = StringProperty("")
+    place = StringProperty("")
+
+    def on_appointment(self, _instance, appointment: dict) -> None:
+        from .agenda_common import long_date, place_line, upper_first, when
+
+        if not appointment:
+            self.day = self.line = self.place = ""
+            return
+        self.day = upper_first(long_date(appointment.get("local_date") or ""))
+        self.line = f"{when(appointment)}  ·  {appointment.get('title') or ''}".strip(" ·")
+        self.place = place_line(appointment.get("place"))
 
 
 class HomeHub(BoxLayout):
@@ -69,11 +97,7 @@ class HomeHub(BoxLayout):
                 self.remove_widget(button)
 
     def open(self, name: str) -> None:
-        app = App.get_running_app()
-        screen = app.screen(name)
-        if hasattr(screen, "back_target"):
-            screen.back_target = "home"
-        app.show(name)
+        open_from_home(name)
 
     def refresh_badge(self) -> None:
         """``/notifications/unread-count``, quietly: the home page is whole without it."""
@@ -82,14 +106,11 @@ class HomeHub(BoxLayout):
         client = App.get_running_app().client
 
         def count() -> int:
-            api = NotificationsApi(client)
-            try:
-                return api.unread_count()
-            finally:
-                api.close()
+            return client.feature(NotificationsApi).unread_count()
 
         def shown(unread: int) -> None:
-            self.unread_badge = "" if not unread else ("99+" if unread > 99 else str(unread))
+            self.unread_badge = badge_text(unread)
+            App.get_running_app().unread_notifications = unread
 
         run_in_background(count, shown, lambda _error: None)
 
@@ -97,6 +118,8 @@ class HomeHub(BoxLayout):
 class HomeScreen(CarnetScreen):
     last_login = StringProperty("")
     loaded = BooleanProperty(False)
+    next_appointment = DictProperty({})
+    unread_messages = StringProperty("")
     _import_poll = None  # the Clock event of the next question about the legacy import
     _import_wait_until: float | None = None  # see IMPORT_QUEUE_WAIT_SECONDS
 
@@ -109,18 +132,25 @@ class HomeScreen(CarnetScreen):
     def on_enter(self, *_args) -> None:
         if self.app.signed_in:
             self.ids.hub.refresh_badge()
+            self.ids.spaces.refresh()
 
     def refresh(self) -> None:
-        self.call(lambda: load_home(self.client), self._show, self._failed)
+        helped = self.app.record_kind == "helped"
+        self.call(lambda: load_home(self.client, helped=helped), self._show, self._failed)
 
     def _show(self, home: dict) -> None:
-        self.app.given_name = home.get("given_name") or self.app.given_name
-        when = format_datetime(home.get("last_login_at"))
+        set_zone(home.get("timezone"))  # the patient's zone: every time on every screen is in it
+        if not self.app.client.record_id:  # the signed-in patient's own record: their name, their grammar
+            set_sex(home.get("sex"))  # what the sentences about the patient agree with
+            self.app.given_name = home.get("given_name") or self.app.given_name
+        # the sign-in before this one (this one, the patient knows): a stranger's would show here
+        when = format_datetime(home.get("previous_login_at"))
         self.last_login = (
             _("Dernière connexion : {when}").format(when=when)
             if when
             else _("Première connexion : bienvenue dans Carnet !")
         )
+        self._show_hub(home.get("hub") or {})
         self._fill(
             self.ids.next_steps,
             [NextStepRow(text=step.get("label", "")) for step in home.get("next_steps", [])],
@@ -129,7 +159,7 @@ class HomeScreen(CarnetScreen):
         self._fill(
             self.ids.activity,
             [
-                ActivityRow(text=item.get("label", ""), when=format_datetime(item.get("at")))
+                ActivityRow(text=item.get("label", ""), when=activity_when(item), alert=bool(item.get("alert")))
                 for item in home.get("recent_activity", [])
             ],
             _("Aucune activité récente."),
@@ -144,6 +174,25 @@ class HomeScreen(CarnetScreen):
         connectivity = getattr(self.app, "connectivity", None)
         if connectivity is not None and self.app.signed_in:
             connectivity.sync()  # the copy of the record read without network, refreshed in background
+
+    def _show_hub(self, hub: dict) -> None:
+        """The next appointment and the unread conversations (the inbox's badge, here and in the bar)."""
+        self.next_appointment = hub.get("next_appointment") or {}
+        unread = hub.get("unread_threads")
+        if unread is not None:
+            self.app.unread_messages = unread
+        self.unread_messages = _("{n} conversation(s) non lue(s)").format(n=self.app.unread_messages) \
+            if self.app.unread_messages else ""
+
+    def open_next_appointment(self) -> None:
+        if self.next_appointment:
+            detail = self.app.screen("agenda_detail")
+            detail.appointment = self.next_appointment
+            self.app.show("agenda_detail")
+        else:
+            booking = self.app.screen("agenda_booking")
+            booking.start()
+            self.app.show("agenda_booking")
 
     # -- the legacy import, as it happens ---------------------------------------------------
 
@@ -181,7 +230,7 @@ class HomeScreen(CarnetScreen):
             if error.status != 401:
                 self._follow_import(last)
 
-        run_in_background(lambda: RecordsApi(client).migration_status(), asked, failed)
+        run_in_background(lambda: client.feature(RecordsApi).migration_status(), asked, failed)
 
     def _stop_import_poll(self) -> None:
         if self._import_poll is not None:
@@ -195,15 +244,13 @@ class HomeScreen(CarnetScreen):
             container.add_widget(row)
 
     def _failed(self, error: ApiError) -> None:
-        if error.status == 401:
-            self.app.signed_out(_("Votre session a expiré. Reconnectez-vous."))
-        else:
+        if not self.session_refused(error):
             self.error = error.detail
 
     def logout(self) -> None:
         # Whatever the server answers, the patient asked to leave: leave.
         def leave(_outcome) -> None:
-            self.app.signed_out(_("Vous êtes déconnecté(e)."))
+            self.app.signed_out(agree(_("Vous êtes déconnecté(e).")))
 
         self.call(self.client.logout, leave, leave)
 
@@ -213,6 +260,9 @@ class HomeScreen(CarnetScreen):
         self._import_wait_until = None
         self.last_login = ""
         self.loaded = False
+        self.next_appointment = {}
+        self.unread_messages = ""
         self.ids.next_steps.clear_widgets()
         self.ids.activity.clear_widgets()
         self.ids.records.reset()
+        self.ids.spaces.reset()

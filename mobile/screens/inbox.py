@@ -69,6 +69,7 @@ class InboxScreen(CarnetScreen):
         self._cursor = page.get("next_cursor")
         self.has_more = bool(self._cursor)
         unread = page.get("unread_threads", 0)
+        self.app.unread_messages = unread  # the bottom navigation's badge
         if unread == 0:
             self.summary = _("Aucun message non lu.")
         elif unread == 1:
@@ -91,9 +92,7 @@ class InboxScreen(CarnetScreen):
         self.app.show("inbox_compose")
 
     def _failed(self, error: ApiError) -> None:
-        if error.status == 401:
-            self.app.signed_out(_("Votre session a expiré. Reconnectez-vous."))
-        else:
+        if not self.session_refused(error):
             self.show_error(error)
 
     def reset(self) -> None:

@@ -13,7 +13,7 @@ from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 
 from mobile.api.inbox import InboxApi
-from mobile.i18n import _, format_datetime
+from mobile.i18n import _, format_datetime, local, today_local
 
 KV_FILE = str(Path(__file__).with_name("inbox_common.kv"))
 
@@ -24,13 +24,8 @@ def load_kv() -> None:
 
 
 def inbox_api() -> InboxApi:
-    """One InboxApi per client (the client is replaced when the app is rebuilt)."""
-    app = App.get_running_app()
-    api = getattr(app, "_inbox_api", None)
-    if api is None or api.client is not app.client:
-        api = InboxApi(app.client)
-        app._inbox_api = api
-    return api
+    """The session's InboxApi (the client is replaced when the app is rebuilt)."""
+    return App.get_running_app().client.feature(InboxApi)
 
 
 def category_labels() -> dict[str, str]:
@@ -45,8 +40,8 @@ def short_when(iso_timestamp: str | None) -> str:
     """Today: the time; otherwise the date (the list's right-hand column)."""
     if not iso_timestamp:
         return ""
-    moment = dt.datetime.fromisoformat(iso_timestamp.replace("Z", "+00:00")).astimezone()
-    if moment.date() == dt.datetime.now().astimezone().date():
+    moment = local(dt.datetime.fromisoformat(iso_timestamp.replace("Z", "+00:00")))
+    if moment.date() == today_local():
         return moment.strftime("%H:%M")
     return moment.strftime("%d/%m/%Y")
 

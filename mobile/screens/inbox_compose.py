@@ -89,11 +89,15 @@ class InboxComposeScreen(CarnetScreen):
         self.subject_line = _("Objet : {subject}").format(subject=thread["subject"]) + (
             "\n" + _("Destinataires : {names}").format(names=names) if to_all else "")
 
-    def start_new(self) -> None:
+    def start_new(self, recipient_id: int | None = None, subject: str = "") -> None:
+        """A new conversation; ``recipient_id`` and ``subject`` prefill it (the cancer pathway's care team)."""
         self._clear()
         self.mode = "new"
         self.heading = _("Nouveau message")
         self.subject_line = ""
+        self._preset = str(recipient_id) if recipient_id else ""
+        if subject and "subject" in self.ids:
+            self.ids.subject.text = subject
         api = inbox_api()
         self.call(api.correspondents, self._show_correspondents, self._failed)
 
@@ -123,6 +127,8 @@ class InboxComposeScreen(CarnetScreen):
         if not page["items"]:
             container.add_widget(Factory.MutedText(
                 text=_("Aucun professionnel ne vous a encore écrit : vous ne pouvez pas commencer de conversation.")))
+        elif getattr(self, "_preset", "") and any(str(p["professional_id"]) == self._preset for p in page["items"]):
+            self.choose_recipient(self._preset)
         elif len(page["items"]) == 1:
             self.choose_recipient(str(page["items"][0]["professional_id"]))
 
@@ -231,7 +237,5 @@ class InboxComposeScreen(CarnetScreen):
         self.app.back("inbox_thread" if self.mode != "new" else "inbox")
 
     def _failed(self, error: ApiError) -> None:
-        if error.status == 401:
-            self.app.signed_out(_("Votre session a expiré. Reconnectez-vous."))
-        else:
+        if not self.session_refused(error):
             self.show_error(error)

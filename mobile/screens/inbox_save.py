@@ -67,7 +67,5 @@ class InboxSaveScreen(CarnetScreen):
                 category=result["category_label"])
 
     def _failed(self, error: ApiError) -> None:
-        if error.status == 401:
-            self.app.signed_out(_("Votre session a expiré. Reconnectez-vous."))
-        else:
+        if not self.session_refused(error):
             self.show_error(error)

@@ -5,7 +5,7 @@ delete. When replies are off or the conversation was ended, the screen says so i
 from __future__ import annotations
 
 from kivy.factory import Factory
-from kivy.properties import BooleanProperty, DictProperty, NumericProperty, StringProperty
+from kivy.properties import BooleanProperty, DictProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 
 from mobile import theme
@@ -53,9 +53,11 @@ class InboxThreadScreen(CarnetScreen):
     archived = BooleanProperty(False)
     confirm_delete = BooleanProperty(False)
     loaded = BooleanProperty(False)
+    ready = ObjectProperty(None, allownone=True)  # an attachment kept on the device (mobile.share.KeptFile)
 
     def on_pre_enter(self, *_args) -> None:
         self.confirm_delete = False
+        self.ready = None
         self.refresh()
 
     def refresh(self) -> None:
@@ -79,6 +81,9 @@ class InboxThreadScreen(CarnetScreen):
             card = MessageCard(message=message)
             for attachment in message["attachments"]:
                 row = AttachmentRow(attachment=attachment)
+                opener = Factory.LinkButton(text=_("Ouvrir"), size_hint_x=1)
+                opener.bind(on_release=lambda _b, a=attachment: self.open_attachment(a))
+                row.add_widget(opener)
                 if attachment.get("saved_document_id") is not None:
                     row.add_widget(Factory.MutedText(text=_("Enregistré dans votre dossier"), color=theme.SUCCESS,
                                                      bold=True))
@@ -98,6 +103,21 @@ class InboxThreadScreen(CarnetScreen):
     def reply(self, to_all: bool = False) -> None:
         self.app.screen("inbox_compose").start_reply(self.thread, to_all)
         self.app.show("inbox_compose")
+
+    def open_attachment(self, attachment: dict) -> None:
+        """Fetch the file, keep it on the device, and hand it to the platform's viewer (open-with); the card
+        under the messages offers to share it too."""
+        api, attachment_id = inbox_api(), attachment["id"]
+        name, mime = attachment.get("filename") or "piece-jointe", attachment.get("mime_type")
+
+        def fetched(data: bytes) -> None:
+            from mobile import share
+            from .records_common import saved_file
+
+            self.ready = saved_file("messagerie", name, data, mime)
+            share.open_file(self.ready)
+
+        self.call(lambda: api.attachment(attachment_id), fetched, self._failed)
 
     def save(self, attachment: dict) -> None:
         self.app.screen("inbox_save").attachment = attachment
@@ -120,7 +140,5 @@ class InboxThreadScreen(CarnetScreen):
         self.call(lambda: api.delete(thread_id), lambda _none: self.app.back("inbox"), self._failed)
 
     def _failed(self, error: ApiError) -> None:
-        if error.status == 401:
-            self.app.signed_out(_("Votre session a expiré. Reconnectez-vous."))
-        else:
+        if not self.session_refused(error):
             self.show_error(error)

@@ -3,51 +3,54 @@ reopened from the code step (during its retention period) with the same code."""
 
 from __future__ import annotations
 
-from kivy.properties import BooleanProperty, OptionProperty
-from kivy.uix.screenmanager import NoTransition, SlideTransition
+from kivy.properties import BooleanProperty, OptionProperty, StringProperty
 
 from mobile.api import ApiError
 from mobile.api.fields import FieldProblem, normalise_nir, normalise_otp
 from mobile.i18n import _
 
-from .base import CarnetScreen
+from .base import StepsScreen
 
 STEPS = ("credentials", "otp")
 
 
-class LoginScreen(CarnetScreen):
+class LoginScreen(StepsScreen):
     step = OptionProperty("credentials", options=STEPS)
     # The code step was refused because the account is closed: the reactivation is offered.
     closed = BooleanProperty(False)
+    # Why the patient is here again (a session that ended), shown above the form until they sign in.
+    notice = StringProperty("")
+    show_password = BooleanProperty(False)
 
     def start(self) -> None:
         self.reset()
 
-    def go_back(self) -> None:
-        if self.step == "otp":
-            self.client.forget_token()
-            self.error = ""
-            self.closed = False
-            self.ids.code.text = ""
-            self._go_to("credentials", direction="right")
-        else:
-            self.app.back("welcome")
-            self.reset()
+    def step_back(self) -> bool:
+        if self.step != "otp":
+            return False
+        self.client.forget_token()
+        self.error = ""
+        self.closed = False
+        self.ids.code.text = ""
+        self._go_to("credentials", direction="right")
+        return True
 
     def reset(self) -> None:
         super().reset()
         self.closed = False
+        self.notice = ""
+        self.show_password = False
         for field in ("nir", "password", "code"):
             self.ids[field].text = ""
         self._go_to("credentials", animate=False)
 
-    def _go_to(self, step: str, direction: str = "left", animate: bool = True) -> None:
-        self.step = step
-        steps = self.ids.steps
-        steps.transition = (
-            SlideTransition(direction=direction, duration=0.2) if animate else NoTransition()
-        )
-        steps.current = step
+    def session_ended(self, sentence: str) -> None:
+        """Shown by the app when the server ended the session: the reason, and that the patient will be
+        back where they were."""
+        self.reset()
+        back = _("Une fois reconnecté(e), vous retrouverez l'écran où vous étiez.")
+        self.notice = f"{sentence}\n{back}"
+        self.ids.nir.focus = True
 
     # -- first factor -------------------------------------------------------------------
 

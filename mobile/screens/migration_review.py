@@ -57,6 +57,13 @@ def item_status(item: dict) -> tuple[str, str]:
             "quarantined": (_("Mis de côté"), "warning")}.get(item.get("status"), (item.get("status") or "", "muted"))
 
 
+def source_line(item: dict) -> str:
+    kind = {"settings": _("les réglages de votre ancien dossier"), "pdf": _("un document PDF"),
+            "xdm": _("un envoi de document"), "cda": _("un document médical")}.get(
+        (item.get("format") or "").lower(), _("un document"))
+    return _("Repris de votre ancien dossier : {kind}").format(kind=kind)
+
+
 class MigrationItemRow(RecordsCard):
     item = DictProperty({})
     source = StringProperty("")
@@ -65,7 +72,8 @@ class MigrationItemRow(RecordsCard):
 
     def show(self, item: dict) -> None:
         self.item = item
-        self.source = _("Source : {source}").format(source=item.get("source"))
+        # where it came from in the patient's words (the file names are for the operators' report)
+        self.source = source_line(item)
         if item.get("format") == "settings":  # the old DMP's settings.json, not a document: say what it is
             self.title = _("Réglages de votre ancien dossier")
         else:
@@ -78,7 +86,7 @@ class MigrationItemRow(RecordsCard):
         entries = item.get("entries") or {}
         if entries:
             lines.append(_("Informations ajoutées au profil : {n}").format(n=sum(entries.values())))
-        lines.extend(item.get("warnings") or [])
+        lines.extend(item.get("warnings_text") or [])  # never the codes
         self.detail = "\n".join(lines)
         badges = self.ids.badges
         badges.clear_widgets()

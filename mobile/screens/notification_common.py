@@ -11,7 +11,7 @@ from kivy.lang import Builder
 from kivy.properties import BooleanProperty, DictProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
-from kivy.uix.widget import Widget
+from kivy.uix.floatlayout import FloatLayout
 
 from mobile import i18n
 from mobile.api.notifications import DeviceKeys, NotificationsApi
@@ -27,13 +27,8 @@ def load_kv() -> None:
 
 
 def notifications_api() -> NotificationsApi:
-    """One NotificationsApi per client (the client is replaced when the app is rebuilt)."""
-    app = App.get_running_app()
-    api = getattr(app, "_notifications_api", None)
-    if api is None or api.client is not app.client:
-        api = NotificationsApi(app.client)
-        app._notifications_api = api
-    return api
+    """The session's NotificationsApi (the client is replaced when the app is rebuilt)."""
+    return App.get_running_app().client.feature(NotificationsApi)
 
 
 def push_keys_path() -> Path:
@@ -63,7 +58,7 @@ class NotificationRow(ButtonBehavior, BoxLayout):
         self.unread = not item.get("read")
 
 
-class OnOffSwitch(ButtonBehavior, Widget):
+class OnOffSwitch(ButtonBehavior, FloatLayout):
     """A two-state switch (a 48dp touch target); ``locked`` shows it on and refuses to move."""
 
     active = BooleanProperty(False)

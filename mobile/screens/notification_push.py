@@ -63,9 +63,9 @@ class PushRegistrationScreen(CarnetScreen):
         self.call(lambda: notifications_api().unsubscribe(), done, self._failed)
 
     def _failed(self, error: ApiError) -> None:
-        if error.status == 401:
-            self.app.signed_out(_("Votre session a expiré. Reconnectez-vous."))
-        elif error.code == "push_subscription_not_found":
+        if self.session_refused(error):
+            return
+        if error.code == "push_subscription_not_found":
             self._show({"registered": False})
         else:
             self.error = error.detail

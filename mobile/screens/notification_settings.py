@@ -7,7 +7,7 @@ from kivy.properties import BooleanProperty, DictProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 
 from mobile.api import ApiError
-from mobile.i18n import _
+from mobile.i18n import _, agree
 
 from .base import CarnetScreen
 from .notification_common import load_kv, notifications_api
@@ -35,7 +35,7 @@ class PreferenceRow(BoxLayout):
         self.push = bool(preference.get("push", True))
         self.email = bool(preference.get("email", True))
         self.locked = not preference.get("switchable", True)
-        self.note = _(MANDATORY_NOTE.get(preference.get("kind", ""), "Toujours activé.")) if self.locked else ""
+        self.note = agree(_(MANDATORY_NOTE.get(preference.get("kind", ""), "Toujours activé."))) if self.locked else ""
 
 
 class NotificationSettingsScreen(CarnetScreen):
@@ -84,9 +84,7 @@ class NotificationSettingsScreen(CarnetScreen):
         self.call(lambda: notifications_api().set_preference(kind, **{channel: active}), saved, self._failed)
 
     def _failed(self, error: ApiError) -> None:
-        if error.status == 401:
-            self.app.signed_out(_("Votre session a expiré. Reconnectez-vous."))
-        else:
+        if not self.session_refused(error):
             self.error = error.detail
 
     def reset(self) -> None:

@@ -70,6 +70,7 @@ class ProfileScreen(RecordsScreen):
     views_text = StringProperty("")
     measures_empty = BooleanProperty(True)
     hidden_text = StringProperty("")
+    proposals_text = StringProperty("")
 
     def on_pre_enter(self, *_args) -> None:
         self.load()
@@ -86,6 +87,9 @@ class ProfileScreen(RecordsScreen):
         hidden = page.get("hidden_count", 0)
         self.hidden_text = _("{n} information(s) masquée(s) par vous.").format(n=hidden) if hidden else ""
         views = page.get("views") or {}
+        proposed = views.get("proposals", 0)
+        self.proposals_text = (_("Votre pharmacie vous a délivré {n} vaccin(s) : confirmez si vous l'avez reçu.")
+                               .format(n=proposed) if proposed else "")
         lines = [
             _("Médicaments délivrés ces derniers mois : {n}").format(n=views.get("dispensed", 0)),
             _("Remboursements : {n} relevé(s)").format(n=views.get("reimbursements", 0)),

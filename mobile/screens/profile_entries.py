@@ -7,7 +7,7 @@ them or ask for their removal."""
 from __future__ import annotations
 
 from kivy.factory import Factory
-from kivy.properties import BooleanProperty, DictProperty, ListProperty, StringProperty
+from kivy.properties import BooleanProperty, DictProperty, ListProperty, NumericProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 
 from mobile.api import ApiError
@@ -148,6 +148,7 @@ class ProfileEntriesScreen(RecordsScreen):
     entry_hidden = BooleanProperty(False)
     entry_unconfirmed = BooleanProperty(False)
     entry_removal_requested = BooleanProperty(False)
+    entry_document = NumericProperty(0)   # the document the entry was read from (an implant's report)
 
     def on_entry(self, _instance, entry: dict) -> None:
         self.has_entry = bool(entry)
@@ -155,6 +156,7 @@ class ProfileEntriesScreen(RecordsScreen):
         self.entry_hidden = bool(entry.get("hidden"))
         self.entry_unconfirmed = bool(entry.get("needs_confirmation"))
         self.entry_removal_requested = bool(entry.get("removal_requested_at"))
+        self.entry_document = int(entry.get("document_id") or 0)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

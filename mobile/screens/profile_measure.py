@@ -9,7 +9,7 @@ import datetime as dt
 from kivy.properties import BooleanProperty, DictProperty, ListProperty, StringProperty
 
 from mobile.api import ApiError
-from mobile.i18n import _
+from mobile.i18n import _, now_local, zone, zone_note
 from mobile.widgets_chart import parse_series
 
 from .profile import chart_unit, component_labels, measure_value
@@ -48,8 +48,12 @@ class ProfileMeasureScreen(RecordsScreen):
     loaded = BooleanProperty(False)
     back_target = StringProperty("profile")
 
+    # 'heure de Paris': the zone the time is typed in (the patient's, see mobile.i18n)
+    zone_note = StringProperty("")
+
     def on_pre_enter(self, *_args) -> None:
         self.notice = ""
+        self.zone_note = zone_note()
         self._clear_form()
         self.load()
 
@@ -128,7 +132,7 @@ class ProfileMeasureScreen(RecordsScreen):
     # -- the form -------------------------------------------------------------------------
 
     def _clear_form(self) -> None:
-        now = dt.datetime.now()
+        now = now_local()  # the patient's zone, whatever the phone's
         ids = self.ids
         for name in ("value", "systolic", "diastolic", "note"):
             ids[name].text = ""
@@ -155,7 +159,8 @@ class ProfileMeasureScreen(RecordsScreen):
             self._field_errors({"measured_at": _("Saisissez l'heure au format HH:MM.")})
             return
         body: dict = {"type": self.mtype, "unit": self.unit or None,
-                      "measured_at": dt.datetime.combine(day, clock).isoformat(timespec="minutes")}
+                      # with the patient's offset: what was typed is what the list and the exports show
+                      "measured_at": dt.datetime.combine(day, clock, tzinfo=zone()).isoformat(timespec="minutes")}
         if self.two_values:
             body["systolic"] = ids.systolic.text.strip() or None
             body["diastolic"] = ids.diastolic.text.strip() or None

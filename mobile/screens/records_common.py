@@ -15,17 +15,17 @@ from typing import Any
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.lang import Builder
-from kivy.metrics import dp
 from kivy.properties import BooleanProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.label import Label
-from kivy.uix.scrollview import ScrollView
 
 from mobile.api import ApiError
 from mobile.api.records import RecordsApi
 from mobile.background import run_in_background
-from mobile.i18n import _, get_language
+from mobile.i18n import _, get_language, local
+
+from mobile.widgets import Reveal, RevealingLabel, ToggleRow  # noqa: F401  (shared; the record's screens import Reveal from here)
 
 from .base import CarnetScreen
 
@@ -42,24 +42,19 @@ def load_kv(*also: str) -> None:
 
 
 def records_api() -> RecordsApi:
-    """One RecordsApi per client (the client is replaced when the app is rebuilt)."""
-    app = App.get_running_app()
-    api = getattr(app, "_records_api", None)
-    if api is None or api.client is not app.client:
-        api = RecordsApi(app.client)
-        app._records_api = api
-    return api
+    """The session's RecordsApi (the client is replaced when the app is rebuilt)."""
+    return App.get_running_app().client.feature(RecordsApi)
 
 
 def profile_kinds() -> dict:
-    """The profile's kinds, fields, choices and measure types (with their French labels), asked once
-    per session: they change only with a new server version. Blocking: call it in background work."""
+    """The profile's kinds, fields, choices and measure types (labels in the app's language), asked once
+    per session and language: they change only with a new server version, but their labels follow the
+    language the patient picks. Blocking: call it in background work."""
     api = records_api()
-    spec = getattr(api, "_kinds", None)
-    if spec is None:
-        spec = api.kinds()
-        api._kinds = spec
-    return spec
+    language = api.client.language
+    if language not in api.kinds_by_language:
+        api.kinds_by_language[language] = api.kinds()
+    return api.kinds_by_language[language]
 
 
 # -- dates --------------------------------------------------------------------------------
@@ -76,7 +71,7 @@ def _moment(iso: str | None) -> dt.datetime | None:
             moment = parsedate_to_datetime(iso)
         except (TypeError, ValueError):
             return None
-    return moment.astimezone() if moment.tzinfo else moment
+    return local(moment) if moment.tzinfo else moment
 
 
 def short_date(iso: str | None) -> str:
@@ -139,17 +134,12 @@ def file_size(size: int | None) -> str:
     return _("{n} Mo").format(n=f"{size / 1024 / 1024:.1f}".replace(".", ","))
 
 
-def saved_file(folder: str, name: str, data: bytes) -> Path:
-    """Keep a download where the app keeps its files, without overwriting an earlier one."""
-    target_dir = Path(App.get_running_app().user_data_dir) / folder
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / name
-    stem, suffix, n = target.stem, target.suffix, 1
-    while target.exists():
-        n += 1
-        target = target_dir / f"{stem} ({n}){suffix}"
-    target.write_bytes(data)
-    return target
+def saved_file(folder: str, name: str, data: bytes, mime: str | None = None):
+    """Keep a download where the app keeps its files (``mobile.share.keep``): a ``KeptFile`` for the
+    screen's ``FileReadyCard`` ("Ouvrir", "Partager"), never a path to show."""
+    from mobile import share
+
+    return share.keep(Path(App.get_running_app().user_data_dir) / folder, name, data, mime)
 
 
 # -- screens ------------------------------------------------------------------------------
@@ -173,17 +163,18 @@ class RecordsScreen(CarnetScreen):
             screen.back_target = self.name
         return self.app.show(name)
 
-    def show_error(self, error: ApiError) -> None:
-        # Calls made through ``call`` already send an expired session to sign-in; the quiet ones
-        # (next page of a list, polling) come here.
-        if error.status == 401 and self.app.signed_in:
-            expired = getattr(self.app, "session_expired", None)
-            if expired is not None:
-                expired(self.name)
-            else:
-                self.app.signed_out(_("Votre session a expiré. Reconnectez-vous."))
+
+class FilteredList:
+    """A screen whose list (``pages``, an :class:`EndlessList`) is filtered by criteria the patient types:
+    ``_criteria()`` reads them (None when they are not valid: it says why), ``applied`` keeps them."""
+
+    def reload(self) -> None:
+        """The list again from its first page, with the criteria as typed now."""
+        criteria = self._criteria()
+        if criteria is None:
             return
-        self.error = error.detail
+        self.applied = criteria
+        self.pages.reload()
 
 
 class EndlessList:
@@ -318,12 +309,8 @@ class RecordsCard(ButtonBehavior, BoxLayout):
     """A card of a list that opens something when tapped."""
 
 
-class RecordsToggle(ButtonBehavior, BoxLayout):
-    """A setting that is on or off: the whole row is the touch target (never a tiny switch)."""
-
-    title = StringProperty("")
-    explanation = StringProperty("")
-    active = BooleanProperty(False)
+class RecordsToggle(ToggleRow):
+    """The record's settings (emergency switches, masking new documents): the app's one switch style."""
 
 
 class RecordsTile(ButtonBehavior, BoxLayout):
@@ -340,50 +327,8 @@ class RecordsBadge(Label):
     tone = StringProperty("info")
 
 
-class RecordsNotice(Label):
+class RecordsNotice(RevealingLabel):
     """What an action did, in blue. Like the error banner, it scrolls itself into view when it
     appears: the patient tapped something further down and must see the outcome."""
 
-    def __init__(self, **kwargs):
-        self._reveal_soon = Clock.create_trigger(self._reveal)
-        super().__init__(**kwargs)
-        self.bind(text=self._reveal_soon, height=self._reveal_soon)
 
-    def _reveal(self, *_args) -> None:
-        if not self.text:
-            return
-        parent = self.parent
-        while parent is not None and parent.parent is not parent:
-            if isinstance(parent, ScrollView):
-                parent.scroll_to(self, padding=dp(16), animate=False)
-                return
-            parent = parent.parent
-
-
-class Reveal(BoxLayout):
-    """A block shown or not (``shown``). Hidden, its children are taken out of the layout, not just
-    made transparent: an invisible widget would still take room, and taps."""
-
-    shown = BooleanProperty(True)
-
-    def __init__(self, **kwargs):
-        self._stash: list = []
-        self._ready = False
-        super().__init__(**kwargs)
-
-    def on_kv_post(self, base_widget) -> None:
-        self._ready = True
-        self._apply()
-
-    def on_shown(self, *_args) -> None:
-        if self._ready:
-            self._apply()
-
-    def _apply(self) -> None:
-        if self.shown and self._stash:
-            for widget in self._stash:
-                self.add_widget(widget)
-            self._stash = []
-        elif not self.shown and self.children:
-            self._stash = list(reversed(self.children))
-            self.clear_widgets()

@@ -12,22 +12,33 @@ from kivy.uix.boxlayout import BoxLayout
 from mobile.api import ApiError, CarnetClient
 from mobile.api.records import MIGRATION_RUNNING, RecordsApi
 from mobile.i18n import _
+from mobile.navigation import open_from_home
 
 from .records_common import RecordsCard, load_kv, short_date
 
 load_kv(str(Path(__file__).with_suffix(".kv")))
 
 
-def load_home(client: CarnetClient) -> dict:
+def load_home(client: CarnetClient, *, helped: bool = False) -> dict:
     """``/home``, plus where the legacy import stands (``records_migration``) when the account has
-    one: both in the same background call, so the home screen shows up whole."""
+    one, the next appointment and the unread conversations (``hub``): all in the same background call, so
+    the home screen shows up whole. For a person helped (a carer sees only what they were given: never the
+    account's page), only the agenda and inbox parts."""
+    if helped:
+        from .home_hub import load_hub
+
+        return {"records": {}, "next_steps": [], "recent_activity": [], "records_migration": None,
+                "hub": load_hub(client)}
     home = client.home()
     try:
-        home["records_migration"] = RecordsApi(client).migration_status()
+        home["records_migration"] = client.feature(RecordsApi).migration_status()
     except ApiError as error:
         if error.status == 401:
             raise
         home["records_migration"] = None  # the home page is still worth showing without it
+    from .home_hub import load_hub  # the agenda and inbox parts of home
+
+    home["hub"] = load_hub(client)
     return home
 
 
@@ -82,11 +93,7 @@ class RecordsHomeSection(BoxLayout):
         self.migration = migration_line(status)
 
     def open(self, name: str) -> None:
-        app = App.get_running_app()
-        screen = app.screen(name)
-        if hasattr(screen, "back_target"):
-            screen.back_target = "home"
-        app.show(name)
+        open_from_home(name)
 
     def open_document(self, document_id: int) -> None:
         app = App.get_running_app()

@@ -23,7 +23,7 @@ class WelcomeScreen(CarnetScreen):
 
     def switch_language(self) -> None:
         """Speak the other language, kept for the next start like a choice made in the settings."""
-        from .settings import load_preferences, save_preferences
+        from mobile.storage import load_preferences, save_preferences
 
         prefs = load_preferences()
         prefs["language"] = self.other_language()
