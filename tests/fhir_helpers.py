@@ -16,7 +16,7 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from backend.identity import OID_INS_NIR
-from tests.conftest import SHARED
+from tests.helpers import SHARED
 
 EXTERNAL = SHARED / "fixtures" / "external"
 SUBMISSIONSET = "https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes"
@@ -144,6 +144,7 @@ class Doc:
     confidentiality: str = "N"
     author_rpps: str | None = None
     author_name: str | None = None
+    author_structure: tuple[str, str] | None = None    # the author's Organization.identifier (system, value)
     hash: str | None = "sha1"          # sha1 | sha256 | None | a forged base64
     size: int | None | str = "auto"
     inline: bool = False
@@ -185,7 +186,7 @@ def document_reference(doc: Doc, subject: dict[str, Any], binary_url: str) -> di
                                        "code": doc.confidentiality}]}]
         + [{"coding": [{"system": "urn:oid:1.2.250.1.213.1.1.4.13", "code": label}]} for label in doc.labels],
         "content": [{"attachment": attachment,
-                     "format": {"system": "urn:oid:1.2.250.1.213.1.1.4.2.282", "code": "urn:ihe:iti:xds-sd:pdf:2008"}}],
+                     "format": {"system": "urn:oid:1.3.6.1.4.1.19376.1.2.3", "code": "urn:ihe:iti:xds-sd:pdf:2008"}}],
     }
     if doc.type_code:
         resource["type"] = {"coding": [{"system": doc.type_system, "code": doc.type_code}]}
@@ -193,7 +194,7 @@ def document_reference(doc: Doc, subject: dict[str, Any], binary_url: str) -> di
         resource["category"] = [{"coding": [{"system": "urn:oid:1.2.250.1.213.1.1.4.1", "code": doc.class_code}]}]
     if doc.service_date:
         resource["context"] = {"period": {"start": doc.service_date}}
-    if doc.author_rpps or doc.author_name:
+    if doc.author_rpps or doc.author_name or doc.author_structure:
         practitioner: dict[str, Any] = {"resourceType": "Practitioner", "id": "p1"}
         if doc.author_rpps:
             practitioner["identifier"] = [{"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "8" + doc.author_rpps}]
@@ -204,6 +205,11 @@ def document_reference(doc: Doc, subject: dict[str, Any], binary_url: str) -> di
             "code": [{"coding": [{"system": "urn:oid:1.2.250.1.213.1.1.4.5", "code": "G15_10"}]}],
             "specialty": [{"coding": [{"system": "urn:oid:1.2.250.1.213.1.1.4.5", "code": "G15_10/SM54"}]}],
             "organization": {"display": "Hôpital de test"}}]
+        if doc.author_structure:
+            system, value = doc.author_structure
+            resource["contained"].append({"resourceType": "Organization", "id": "o1", "name": "Hôpital de test",
+                                          "identifier": [{"system": system, "value": value}]})
+            resource["contained"][1]["organization"] = {"reference": "#o1"}
         resource["author"] = [{"reference": "#r1"}]
     if doc.replaces:
         resource["relatesTo"] = [{"code": "replaces", "target": {"reference": f"DocumentReference/{doc.replaces}"}}]
@@ -265,3 +271,34 @@ def search(client: Any, pro: Pro, nir: str, *, oid: str = OID_INS_NIR, headers: 
         for item in value if isinstance(value, list) else [value]:
             query.append((key.replace("__", "."), str(item)))
     return client.get("/fhir/R4/DocumentReference", query_string=query, headers=pro.headers(**(headers or {})))
+
+
+# --- a pharmacy's dispensation (ANS eDISP-MED) -------------------------------------------------------------------
+
+EDISP = (EXTERNAL / "ans-testcontenucda-3.0" / "eDISP-MED_2024.01.xml").read_bytes()
+NS = {"h": "urn:hl7-org:v3", "pharm": "urn:ihe:pharm:medication"}
+
+
+def vaccine_dispensation(day: dt.date, *, atc: str | None = "J07BB02",
+                         name: str = "VAXIGRIPTETRA, suspension injectable en seringue préremplie") -> bytes:
+    """The ANS eDISP-MED example whose first dispensed product is made a flu vaccine (same structure)."""
+    root = etree.fromstring(EDISP)
+    stamp = day.strftime("%Y%m%d") + "100000+0100"
+    root.find("h:effectiveTime", NS).set("value", stamp)
+    for low in root.iterfind(".//h:documentationOf/h:serviceEvent/h:effectiveTime/h:low", NS):
+        low.set("value", stamp)
+    supply = next(root.iterfind(".//h:structuredBody//h:entry/h:supply", NS))
+    material = supply.find("h:product/h:manufacturedProduct/h:manufacturedMaterial", NS)
+    material.find("h:name", NS).text = name
+    for translation in material.iterfind("h:code/h:translation", NS):
+        translation.set("code", "3400930070086")
+        translation.set("displayName", name)
+    material.find("h:lotNumberText", NS).text = "W3B52"
+    generic = material.find("pharm:asSpecializedKind/pharm:generalizedMedicineClass", NS)
+    if atc is None:
+        generic.getparent().remove(generic)
+    else:
+        generic.find("pharm:code", NS).set("code", atc)
+        generic.find("pharm:code", NS).set("displayName", "influenza, inactivated, split virus")
+        generic.find("pharm:name", NS).text = "vaccin grippal inactivé"
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

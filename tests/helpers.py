@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyotp
@@ -12,6 +13,7 @@ from flask.testing import FlaskClient
 from backend.identity import nir_key
 
 STRONG_PASSWORD = "Lune-Verte-42!x"
+SHARED = Path(__file__).resolve().parents[2] / "shared"  # the shared fixtures (real documents, legacy exports)
 
 
 def make_nir(first13: str) -> str:
@@ -46,6 +48,26 @@ def create_patient(app: Flask, nir: str = NIR_CAMILLE, birth_date: str = "1984-0
         return Created(patient.id, nir, birth_date, code)
 
 
+def assert_problem(response, status, code=None):
+    """An API error: application/problem+json with its status, a title, a type and a detail (and `code`)."""
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json(force=True)
+    assert body["status"] == status
+    assert body["detail"] and body["title"] and body["type"]
+    if code:
+        assert body["code"] == code
+    return body
+
+
+class Patient:
+    """A signed-in patient: their id and the headers of their session."""
+
+    def __init__(self, patient_id: int, headers: dict[str, str]) -> None:
+        self.id = patient_id
+        self.headers = headers
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -78,3 +100,25 @@ def login(client: FlaskClient, nir: str, secret: str, password: str = STRONG_PAS
                     headers=bearer(mfa))
     assert r.status_code == 200, r.get_json()
     return r.get_json()["access_token"]
+
+
+# --- the blob store (documents' and attachments' bytes) ---------------------------------------------------
+
+def sealed_document(db: Any, document_id: int) -> bytes:
+    """A document's bytes as stored: sealed, in the blob store of the session's app."""
+    from backend import blobs
+
+    return blobs.of(db).get(blobs.document_key(document_id))
+
+
+def sealed_attachment(db: Any, attachment_id: int) -> bytes:
+    from backend import blobs
+
+    return blobs.of(db).get(blobs.attachment_key(attachment_id))
+
+
+def blob_keys(db: Any, kind: str = "") -> set[str]:
+    """The keys of the objects of the session's store (``kind``: "documents" or "attachments")."""
+    from backend import blobs
+
+    return {info.key for info in blobs.of(db).list(f"{kind}/" if kind else "") if blobs.parse_key(info.key)}

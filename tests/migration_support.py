@@ -5,7 +5,7 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
-from tests.conftest import SHARED
+from tests.helpers import SHARED
 
 EXT = SHARED / "fixtures" / "external"
 
@@ -50,6 +50,27 @@ LAYOUT: dict[str, list[tuple[Path, str]]] = {
 SETTINGS = {
     NIR_SAUVEUR: '{"version": 1, "identifiers": [{"oid": "1.2.250.1.213.1.4.2", "value": "%s"}]}' % INSC_SAUVEUR,
     NIR_VSM: '{"version": 1, "identifiers": [{"oid": "1.2.250.1.213.1.4.2", "value": "1234567890112345678901"}]}',
+}
+
+EXPECTED = {  # source → (status, reason) for every item of the corpus; the report must say exactly this
+    (NIR_PAT_TROIS, "CSE-CS24_2025.01.xml"): ("quarantined", "identity_other_person"),   # NIR with a wrong key
+    (NIR_PAT_TROIS, "CSE-CS8_2024.01.xml"): ("quarantined", "identity_other_person"),
+    (NIR_PAT_TROIS, "CSE-MDE_2023.01.xml"): ("quarantined", "identity_other_person"),
+    (NIR_PAT_TROIS, "OBP-SNE_2024.01.xml"): ("quarantined", "identity_other_person"),
+    (NIR_PAT_TROIS, "SDM-MR_2024.01_nouveau-ne.xml"): ("quarantined", "identity_other_person"),
+    (NIR_PAT_TROIS, "us/Surgical_Consult.xml"): ("quarantined", "identity_missing"),
+    (NIR_PAT_TROIS, "us/Unstructured_Document_reference.xml"): ("quarantined", "identity_missing"),
+    (NIR_PAT_TROIS, "us/cda-original.xml"): ("quarantined", "identity_missing"),
+    (NIR_PAT_TROIS, "samplexdm.zip!/samplexdm/IHE_XDM/SUBSET01/Document01.xml"): ("quarantined", "identity_missing"),
+    (NIR_PAT_SIX, "KA202401/IHE_XDM/SS000001/SIGN_1.XML"): ("quarantined", "technical_signature"),
+    (NIR_PAT_SIX, "KA202401/IHE_XDM/SS000001/CR.TXT"): ("quarantined", "xdm_unreferenced_file"),
+    (NIR_SAUVEUR, "XDM_2-CR-BIO/CR d'examens biologiques - Labo des Charmes.html"): ("quarantined", "unsupported_file"),
+    (NIR_SAUVEUR, "XDM_2-CR-BIO/Compte rendu de biologie médicale.html"): ("quarantined", "unsupported_file"),
+    (NIR_SAUVEUR, "XDM_VSM/Synthèse médicale.html"): ("quarantined", "unsupported_file"),
+    (NIR_VSM, "CNAM-HR_v0.8.xml"): ("quarantined", "identity_other_person"),       # another NIR beside the INS-C
+    (NIR_VSM, "LDL-SES_v2.3.xml"): ("quarantined", "identity_other_person"),
+    (NIR_VSM, "CR_BIO_Chikungunya_v2.0.xml"): ("quarantined", "identity_unlisted"),  # an INS-C not listed
+    (NIR_VSM, "DOC_NON_STRUCTURE.xml"): ("quarantined", "identity_unlisted"),
 }
 
 

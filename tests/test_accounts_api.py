@@ -10,9 +10,8 @@ from backend.accounts.models import AccountState, ActivationCode, AuthToken, Pat
 from backend.audit.models import AuditEntry
 from backend.notifications.models import OutboxEmail
 from backend.records.models import Record
-from tests.helpers import (NIR_CAMILLE, NIR_LOUIS, STRONG_PASSWORD, activate, bearer, create_patient, login,
-                           make_nir, next_totp)
-from tests.test_errors import assert_problem
+from tests.helpers import (NIR_CAMILLE, NIR_LOUIS, STRONG_PASSWORD, activate, assert_problem, bearer, create_patient,
+                           login, make_nir, next_totp)
 
 STEP = dt.timedelta(seconds=30)
 
@@ -245,15 +244,17 @@ def test_brute_force_is_throttled_per_account(app, client, db):
 
 
 def test_brute_force_is_throttled_per_address(app, client):
-    app.extensions["carnet.throttle"]._limits["address"] = __import__("limits").parse("3 per minute")
+    from backend.throttle import Limit
+
+    throttle = app.extensions["carnet.throttle"]
+    throttle.limits["address"] = Limit.parse("3 per minute")
     try:
         for i in range(3):
             nir = make_nir(f"18505780060{i:02d}")
             assert client.post("/api/v1/auth/login", json={"nir": nir, "password": "x"}).status_code == 401
         assert_problem(client.post("/api/v1/auth/login", json={"nir": NIR_CAMILLE, "password": "x"}), 429)
     finally:
-        from limits import parse
-        app.extensions["carnet.throttle"]._limits["address"] = parse(app.config["LOGIN_FAILURES_PER_ADDRESS"])
+        throttle.limits["address"] = Limit.parse(app.config["LOGIN_FAILURES_PER_ADDRESS"])
 
 
 def test_devices_are_listed_and_revocation_is_immediate(app, client):

@@ -16,12 +16,12 @@ import pytest
 from flask import Flask
 from sqlalchemy import create_engine, func, select, text
 
-from backend import backup as backups
+from backend.tools import backup as backups
 from backend.db import get_db
 from backend.records import consents
 from tests.conftest import POSTGRES_URL, IN_CI, make_app, pg_url
 from tests.helpers import NIR_LOUIS, activate, bearer, create_patient
-from tests.test_records_access_world import make_doc, make_pro
+from tests.world import make_doc, make_pro
 
 
 
@@ -91,6 +91,12 @@ def populate(app: Flask, client: Any, db: Any) -> dict[str, Any]:
     return {"headers": headers, "scan_id": scan_id, "patient_id": camille.patient_id}
 
 
+def objects(app: Flask) -> dict[str, bytes]:
+    """Every object of an app's blob store, by key."""
+    store = app.extensions["carnet.blobs"]
+    return {info.key: store.get(info.key) for info in store.list()}
+
+
 def dump(url: str) -> dict[str, list[dict[str, Any]]]:
     engine = create_engine(url)
     try:
@@ -111,7 +117,7 @@ def test_backup_then_restore_into_an_empty_database_loses_nothing(app, client, d
     result = runner.invoke(args=["backup", str(archive)])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
-    assert summary["rows"] > 20 and summary["counts"]["document_content"] == 3
+    assert summary["rows"] > 20 and summary["blobs"] == 3  # the three documents' bytes, from the blob store
 
     restored = make_app(empty_target)
     try:
@@ -123,6 +129,8 @@ def test_backup_then_restore_into_an_empty_database_loses_nothing(app, client, d
         for table in source:
             assert target[table] == source[table], f"table {table} differs after the restore"
         assert sum(len(rows) for rows in target.values()) == summary["rows"]
+        # the restored store holds the same objects, byte for byte (sealed as they were)
+        assert objects(restored) == objects(app) and len(objects(app)) == 3
 
         verify = restored.test_cli_runner().invoke(args=["audit", "verify"])
         assert verify.exit_code == 0 and "entries verified" in verify.output, verify.output
@@ -146,6 +154,7 @@ def test_backup_then_restore_into_an_empty_database_loses_nothing(app, client, d
         forced = restored.test_cli_runner().invoke(args=["restore", "--force", str(archive)])
         assert forced.exit_code == 0, forced.output
         assert dump(empty_target) == source
+        assert objects(restored) == objects(app)  # the note's object went with its row
     finally:
         get_db(restored).engine.dispose()
 
@@ -156,7 +165,7 @@ def test_the_archive_is_portable_and_describes_itself(app, client, db, runner, t
     assert runner.invoke(args=["backup", str(archive)]).exit_code == 0
     with zipfile.ZipFile(archive) as z:
         manifest = json.loads(z.read("manifest.json"))
-        assert manifest["format"] == "carnet-backup" and manifest["version"] == 1
+        assert manifest["format"] == "carnet-backup" and manifest["version"] == 2
         engine = get_db(app).engine
         with engine.connect() as conn:
             heads = sorted(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
@@ -169,12 +178,19 @@ def test_the_archive_is_portable_and_describes_itself(app, client, db, runner, t
                 assert len(data.splitlines()) == entry["rows"]
                 table = backups.metadata().tables[entry["name"]]
                 assert entry["rows"] == conn.scalar(select(func.count()).select_from(table))
-        line = json.loads(z.read("tables/document_content.jsonl").splitlines()[0])
-        assert set(line) == {"document_id", "ciphertext"}  # encrypted bytes, base64, as stored
-        assert SCAN not in z.read("tables/document_content.jsonl")
+        # the documents' bytes: one member per object, sealed as stored, listed with their size and digest
+        listed = [json.loads(line) for line in z.read("blobs.jsonl").splitlines()]
+        assert manifest["blobs"] == {"file": "blobs.jsonl", "count": 3,
+                                     "sha256": hashlib.sha256(z.read("blobs.jsonl")).hexdigest()}
+        assert {item["key"] for item in listed} == set(objects(app))
+        for item in listed:
+            data = z.read(f"blobs/{item['key']}")
+            assert (len(data), hashlib.sha256(data).hexdigest()) == (item["size"], item["sha256"])
+            assert SCAN not in data and data == objects(app)[item["key"]]
 
 
-@pytest.mark.parametrize("damage", ["digest", "version", "not_a_zip", "unknown_table"])
+@pytest.mark.parametrize("damage", ["digest", "version", "not_a_zip", "unknown_table", "blob", "blob_missing",
+                                    "version_1"])
 def test_a_damaged_or_foreign_archive_is_refused_and_nothing_is_written(app, client, db, runner, tmp_path, damage):
     populate(app, client, db)
     good, bad = tmp_path / "good.zip", tmp_path / "bad.zip"
@@ -185,10 +201,16 @@ def test_a_damaged_or_foreign_archive_is_refused_and_nothing_is_written(app, cli
             data = src.read(item.filename)
             if damage == "digest" and item.filename == "tables/document.jsonl":
                 data = data.replace(b'"masked":false', b'"masked":true', 1)
+            if damage == "blob" and item.filename.startswith("blobs/"):
+                data = bytes([data[0] ^ 1]) + data[1:]
+            if damage == "blob_missing" and item.filename.startswith("blobs/"):
+                continue
             if item.filename != "manifest.json":
                 dst.writestr(item.filename, data)
         if damage == "version":
             manifest["version"] = 99
+        if damage == "version_1":
+            manifest["version"] = 1
         if damage == "unknown_table":
             manifest["tables"].append({"name": "mystery", "file": "tables/mystery.jsonl", "rows": 0,
                                        "sha256": hashlib.sha256(b"").hexdigest(), "columns": []})
@@ -204,6 +226,7 @@ def test_a_damaged_or_foreign_archive_is_refused_and_nothing_is_written(app, cli
         assert result.output.startswith("error: "), result.output
         if target.exists():
             assert all(not rows for name, rows in dump(f"sqlite:///{target}").items() if name != "audit_head")
+        assert objects(restored) == {}  # and not one object in the store
     finally:
         get_db(restored).engine.dispose()
 

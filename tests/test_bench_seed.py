@@ -9,7 +9,7 @@ import statistics
 import pytest
 from sqlalchemy import func, select, text
 
-from backend import benchseed
+from backend.tools import benchseed
 from backend.accounts.models import Patient
 from backend.audit import service as audit
 from backend.audit.models import AuditEntry
@@ -17,9 +17,10 @@ from backend.db import get_db
 from backend.identity import validate_nir
 from backend.records import documents as docs
 from backend.records.crypto import Vault
-from backend.records.models import Consent, Document, DocumentContent, PatientKey, Record
+from backend import blobs
+from backend.records.models import Consent, Document, PatientKey, Record
 from backend.records.profile_models import ProfileEntry, ProfileMeasure
-from tests.helpers import bearer
+from tests.helpers import bearer, blob_keys
 
 
 def test_documents_per_patient_have_a_long_tail():
@@ -59,7 +60,7 @@ def pg_app(app):
 
 def _seed(app, sizes):
     return benchseed.seed(_engine(app), keyring=app.extensions["carnet.keyring"], secret_key=app.config["SECRET_KEY"],
-                          patients=0, exact_docs=sizes, professionals=6, batch=2, seed_value=11)
+                          blobs=app.extensions["carnet.blobs"], patients=0, exact_docs=sizes, professionals=6, batch=2, seed_value=11)
 
 
 def test_seeded_rows_add_up_and_the_audit_chain_verifies(pg_app, db):
@@ -71,7 +72,7 @@ def test_seeded_rows_add_up_and_the_audit_chain_verifies(pg_app, db):
         return db.scalar(select(func.count()).select_from(model))
 
     assert count(Patient) == count(Record) == count(PatientKey) == len(sizes)
-    assert count(Document) == count(DocumentContent) == sum(sizes)
+    assert count(Document) == len(blob_keys(db, "documents")) == sum(sizes)  # each row has its object
     assert count(ProfileEntry) == 3 * len(sizes) and count(ProfileMeasure) == 4 * len(sizes)
     assert count(Consent) == report.consents >= len(sizes)
     assert count(AuditEntry) == report.audit_entries
@@ -105,7 +106,7 @@ def test_seeded_documents_decrypt_and_match_their_hash(pg_app, db):
     for doc in rows:
         content = docs.read_content(db, vault, doc)  # AES-GCM with the patient's key, then the sha256 check
         assert doc.size == len(content) and doc.title.encode() in content
-    ciphertexts = db.scalars(select(DocumentContent.ciphertext)).all()
+    ciphertexts = [blobs.of(db).get(key) for key in blob_keys(db)]
     assert all(b"ClinicalDocument" not in c and b"valeur" not in c for c in ciphertexts)  # nothing in clear
     nirs = db.scalars(select(Patient.nir).where(Patient.id.in_(report.patient_ids))).all()
     assert all(validate_nir(n) == n for n in nirs)

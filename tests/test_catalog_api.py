@@ -13,8 +13,7 @@ from backend.catalog import service as catalog
 from backend.notifications.jobs import run_reminders
 from backend.notifications.models import Notification
 from tests.catalog_support import load, service_id, service_spec
-from tests.helpers import activate, bearer, create_patient, login
-from tests.test_errors import assert_problem
+from tests.helpers import activate, assert_problem, bearer, create_patient, login
 
 BASE = "/api/v1/catalog"
 

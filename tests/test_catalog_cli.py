@@ -112,3 +112,25 @@ def test_reports_and_secret_rotation(runner, db, tmp_path):
     assert verify_password(stored, secret)
     assert json.loads(run(runner, "reports").output) == {"reports": []}
     assert run(runner, "reports", "--service", "nobody").exit_code == 1
+
+
+def test_an_unquoted_comma_that_cuts_a_permission_text_is_refused(runner, db, tmp_path):
+    """YAML's flow mapping ends a text at its first comma: a catalogue would show half a sentence."""
+    content = ("services:\n"
+               "  - slug: cut\n    name: Coupé\n    publisher: Éditeur\n    summary: Un service.\n"
+               "    description: Un service de test.\n    themes: [prevention]\n    regions: [national]\n"
+               "    privacy_policy_url: https://cut.example.fr/vie-privee\n    referenced_at: 2024-01-01\n"
+               "    permissions:\n"
+               "      - {scope: documents.BIOLOGIE.read, purpose: Vos résultats (HbA1c, bilan lipidique).}\n"
+               "    client: {client_id: cut, redirect_uris: [\"fr.example.cut:/cb\"]}\n")
+    result = run(runner, "import", write(tmp_path, "cut.yaml", content))
+    assert result.exit_code == 1, result.output
+    assert "permissions[0]: unexpected 'bilan lipidique).'" in result.output and "quotes" in result.output
+    assert db.scalar(select(func.count()).select_from(CatalogService)) == 0
+    # the shipped catalogue keeps its sentences whole
+    assert run(runner, "seed").exit_code == 0
+    from backend.catalog.models import ServicePermission
+
+    purposes = set(db.scalars(select(ServicePermission.purpose)))
+    assert "Retrouver vos résultats de laboratoire (HbA1c, bilan lipidique)." in purposes
+    assert "Enregistrer votre tension, surveillée pendant la grossesse." in purposes

@@ -17,7 +17,7 @@ from backend.records import profile
 from backend.records import vault as make_vault
 from tests.catalog_support import authorize, exchange, load, pkce, service_id, service_spec
 from tests.helpers import activate, bearer, create_patient
-from tests.test_records_access_world import make_doc, sentinel_title
+from tests.world import make_doc, sentinel_title
 
 FHIR = "/api/service/v1/fhir"
 DIABETE_URI = "fr.example.diabete:/callback"
@@ -65,7 +65,7 @@ def svc(token: str) -> dict[str, str]:
 
 
 def titles(bundle: dict) -> set[str]:
-    return {e["resource"]["description"] for e in bundle.get("entry", [])}
+    return {e["resource"]["content"][0]["attachment"]["title"] for e in bundle.get("entry", [])}
 
 
 def test_consent_sheet_then_code_then_token(app, client, world):

@@ -105,16 +105,69 @@ def test_retention_purge_removes_only_what_is_past_retention(app, client, runner
 
 
 def test_demo_is_idempotent_and_explains_how_to_log_in(runner, client, db):
+    import re
+
+    from backend.records.models import Document
+
     first = runner.invoke(args=["demo"])
     assert first.exit_code == 0, first.output
+    counted = {"documents": db.scalar(select(func.count()).select_from(Document))}
     second = runner.invoke(args=["demo"])
     assert second.exit_code == 0
-    assert db.scalar(select(func.count()).select_from(Patient)) == 2
-    assert db.scalar(select(func.count()).select_from(Professional)) == 1
-    from backend.demo import DEMO_NIR, DEMO_PASSWORD
+    assert db.scalar(select(func.count()).select_from(Patient)) == 4  # + her son and her father (family space)
+    from backend.tools.demo_pathways import TEAM   # the cancer pathway's care team
+    # Dr Durand (the demo's doctor), the cardiologist and the emergency doctor of the access history, the team
+    assert db.scalar(select(func.count()).select_from(Professional)) == 3 + len(TEAM)
+    assert db.scalar(select(func.count()).select_from(Document)) == counted["documents"] > 4  # idempotent
+    # the same credentials on every run: the pending patient's code and the doctor's token
+    code_of = lambda out: re.search(r"activation code: (\w+)", out).group(1)  # noqa: E731
+    token_of = lambda out: re.search(r"Professional API token .*: (\S+)", out).group(1)  # noqa: E731
+    assert code_of(first.output) == code_of(second.output) and token_of(first.output) == token_of(second.output)
+    from backend.tools.demo import DEMO_NIR, DEMO_PASSWORD
     assert DEMO_NIR in second.output and DEMO_PASSWORD in second.output and "carnet demo otp" in second.output
     # the printed instructions work: password, then the code `carnet demo otp` prints
     r = client.post("/api/v1/auth/login", json={"nir": DEMO_NIR, "password": DEMO_PASSWORD})
     code = runner.invoke(args=["demo", "otp"]).output.strip()
     r = client.post("/api/v1/auth/verify", json={"code": code}, headers=bearer(r.get_json()["token"]))
     assert r.status_code == 200
+    headers = bearer(r.get_json()["access_token"])
+    # the family space: her own record, her son's (she represents him), her father's (she helps him)
+    spaces = client.get("/api/v1/family/spaces", headers=headers).get_json()["items"]
+    assert [(s["kind"], s["given_name"]) for s in spaces] == [("own", "Camille"), ("child", "Léo"), ("helped", "Jean")]
+    son = {**headers, "X-Carnet-Record": spaces[1]["record_id"]}
+    titles = [d["title"] for d in client.get("/api/v1/record/documents", headers=son).get_json()["items"]]
+    assert titles == ["Certificat de vaccination (ROR, DTCaP)"]   # never the document under the minor's secrecy
+    father = {**headers, "X-Carnet-Record": spaces[2]["record_id"]}
+    assert client.get("/api/v1/agenda/appointments", headers=father).status_code == 200
+    assert client.get("/api/v1/record/documents", headers=father).status_code == 403
+    # a lived-in record: documents of several kinds, a profile, agenda, inbox, a service, accesses
+    documents = client.get("/api/v1/record/documents", headers=headers).get_json()
+    assert {d["category"] for d in documents["items"]} >= {"BIOLOGIE", "CPT_REND", "RADIO_SC"}
+    kinds = {d["title"]: d for d in documents["items"]}
+    lab = kinds["Compte rendu de biologie - bilan sanguin"]
+    narrative = client.get(f"/api/v1/record/documents/{lab['id']}/narrative", headers=headers).get_json()
+    assert [s["title"] for s in narrative["sections"]] == ["Biochimie et hématologie", "Conclusion du biologiste"]
+    xray = client.get(f"/api/v1/record/documents/{kinds['Radiographie du thorax']['id']}", headers=headers).get_json()
+    assert xray["viewer"]["kind"] == "pages"
+    profile = client.get("/api/v1/record/profile", headers=headers).get_json()["entries"]
+    assert {"allergy", "treatment", "disease", "vaccination", "blood_group", "contact"} <= {
+        k for k, v in profile.items() if (v.get("total") if isinstance(v, dict) else v)}
+    weights = client.get("/api/v1/record/profile/measures/weight", headers=headers).get_json()
+    assert len(weights["items"]) == 8
+    directives = client.get("/api/v1/record/directives", headers=headers).get_json()
+    assert directives["good_health"]["current"]["text"].startswith("Si je ne peux plus")
+    appointments = client.get("/api/v1/agenda/appointments", query_string={"from": "2000-01-01"},
+                              headers=headers).get_json()["items"]
+    now = dt.datetime.now(dt.timezone.utc)
+    starts = [dt.datetime.fromisoformat(a["starts_at"]) for a in appointments]
+    assert any(s > now for s in starts) and any(s < now for s in starts)
+    slots = client.get("/api/v1/agenda/slots", query_string={"specialty": "générale", "place": "Clermont",
+                                                             "days": 14}, headers=headers).get_json()
+    assert slots["items"]
+    # Dr Durand's two conversations and the oncologist's message of the cancer pathway
+    assert len(client.get("/api/v1/inbox/threads", headers=headers).get_json()["items"]) == 3
+    history = client.get("/api/v1/record/history", headers=headers).get_json()["items"]
+    assert any(h["actor"]["name"].endswith("ROUX") and h["action"] == "document.read" for h in history)
+    assert any(h["emergency"] and h["emergency_reason"] for h in history)
+    connected = client.get("/api/v1/catalog/connections", headers=headers)
+    assert connected.status_code == 200 and connected.get_json()["items"]

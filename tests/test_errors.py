@@ -5,18 +5,9 @@ import pytest
 from flask import Flask
 
 from backend.db import get_db
+from tests.access_matrix import assert_every_route_declares_its_access_policy
 from tests.conftest import make_app
-
-
-def assert_problem(response, status, code=None):
-    assert response.status_code == status
-    assert response.mimetype == "application/problem+json"
-    body = response.get_json(force=True)
-    assert body["status"] == status
-    assert body["detail"] and body["title"] and body["type"]
-    if code:
-        assert body["code"] == code
-    return body
+from tests.helpers import assert_problem
 
 
 def test_404(client):
@@ -93,20 +84,7 @@ def test_openapi_describes_every_api_route_with_schemas(app, client):
 
 def test_every_route_declares_its_access_policy(app):
     """A route added without saying who may call it fails the suite."""
-    undeclared = []
-    for rule in app.url_map.iter_rules():
-        view = app.view_functions[rule.endpoint]
-        if rule.endpoint in {"static"} or rule.rule.startswith("/api/openapi"):
-            continue
-        view_class = getattr(view, "view_class", None)
-        if view_class is not None:
-            for method in rule.methods - {"HEAD", "OPTIONS"}:
-                handler = getattr(view_class, method.lower(), None)
-                if getattr(handler, "_carnet_auth", None) is None:
-                    undeclared.append(f"{method} {rule.rule}")
-        elif getattr(view, "_carnet_auth", None) is None:
-            undeclared.append(rule.rule)
-    assert not undeclared, f"routes without a declared policy: {undeclared}"
+    assert_every_route_declares_its_access_policy(app)
 
 
 @pytest.mark.parametrize("path", ["/api/v1/me", "/api/v1/home", "/api/v1/account/devices"])

@@ -116,7 +116,9 @@ def test_emitted_resources_validate():
     r4(fr.patient(HOLDER))
     r4(fr.searchset([reference], "https://carnet.example/fhir/R4/", total=1, self_link="https://x/y",
                     next_link="https://x/z"))
-    r4(fr.operation_outcome(422, "fhir_mhd_rule", "Lot refusé"))
+    from backend.fhir.layer import operation_outcome
+
+    r4(operation_outcome(422, "fhir_mhd_rule", "Lot refusé"))
     released = fr.document_reference(_document(released_at=dt.datetime(2024, 2, 1, tzinfo=dt.timezone.utc),
                                                replaced_by_id=9, author_rpps=None, author_name=None,
                                                author_organisation=None), HOLDER, "https://x/")

@@ -7,6 +7,13 @@ Each response must not be a 5xx, must be of a content type the operation declare
 schema it declares for its status. Path parameters are sometimes the world's real objects (a deposited
 document, this device, a notification…) so the fuzzing reaches past the 404s.
 
+A third mode, hostile text: a valid request whose every string (every JSON field's value at any depth,
+every query argument, string path parameter and multipart field) gets a character no text may hold — a
+lone UTF-16 surrogate (JSON only: it cannot be sent any other way), a NUL, a control character, DEL, a C1
+control; a request without any string gets one hostile query argument, so that no operation escapes. The
+answer must be a 4xx (the input layer's 422 naming the field, or a refusal before it), never a 5xx nor a
+success.
+
 Bounds: ``CARNET_FUZZ_EXAMPLES`` examples per operation and generation mode (default 5 in CI; by hand:
 ``CARNET_FUZZ_EXAMPLES=200 .venv/bin/pytest tests/test_fuzz_api.py``).
 """
@@ -16,6 +23,7 @@ import dataclasses
 import io
 import itertools
 import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +34,7 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
+from schemathesis.core import NOT_SET
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
@@ -76,6 +85,8 @@ class FuzzWorld:
     sessions: int = 0
     calls: int = 0
     operations: set[str] = field(default_factory=set)
+    hostile: Counter[int] = field(default_factory=Counter)           # status → hostile requests answered so
+    hostile_operations: set[str] = field(default_factory=set)
 
     def sign_in(self) -> None:
         """A new patient through activation and the TOTP second factor (the real ceremony)."""
@@ -126,10 +137,51 @@ def fuzz_world(session_app: Flask) -> Iterator[FuzzWorld]:
     world.sign_in()
     _seed(world)
     yield world
+    server_errors = sum(n for status, n in world.hostile.items() if status >= 500)
     print(f"\nfuzzing: {len(world.operations)} operations, {world.calls} requests, {world.sessions} sessions "
-          f"made through activation + TOTP")
+          f"made through activation + TOTP; hostile text: {len(world.hostile_operations)} operations, "
+          f"{sum(world.hostile.values())} requests, {server_errors} × 5xx, answers {dict(sorted(world.hostile.items()))}")
     session_app.extensions["carnet.notifications"] = notifications
     empty_database(session_app)
+
+
+# --- hostile text --------------------------------------------------------------------------------------------
+
+HOSTILE_JSON = ["\ud800", "\udbff", "\udc00", "\udfff", "\x00", "\x01", "\x08", "\x0b", "\x1b", "\x1f", "\x7f",
+                "\x85", "\x9b"]
+HOSTILE_WIRE = ["\x00", "\x01", "\x08", "\x0b", "\x1b", "\x1f", "\x7f"]  # query, path, form: sent as UTF-8
+
+
+@st.composite
+def _hostile(draw: Any, operation: Any, cases: st.SearchStrategy[Any], string_path_parameters: frozenset[str]) -> Any:
+    case = draw(cases)
+    poisoned = 0
+
+    def poison(value: Any, alphabet: list[str]) -> Any:
+        nonlocal poisoned
+        if isinstance(value, str):
+            poisoned += 1
+            at = draw(st.integers(0, len(value)))
+            return value[:at] + draw(st.sampled_from(alphabet)) + value[at:]
+        if isinstance(value, dict):
+            return {key: poison(item, alphabet) for key, item in value.items()}
+        if isinstance(value, list):
+            return [poison(item, alphabet) for item in value]
+        return value
+
+    body = case.body
+    if body is not NOT_SET:
+        body = poison(body, HOSTILE_JSON if "json" in (case.media_type or "") else HOSTILE_WIRE)
+    query = poison(dict(case.query or {}), HOSTILE_WIRE)
+    path_parameters = {name: poison(value, HOSTILE_WIRE) if name in string_path_parameters else value
+                       for name, value in (case.path_parameters or {}).items()}
+    if not poisoned:  # nothing to poison (no string in this request): every operation gets one all the same
+        query["carnet_fuzz"] = "x" + draw(st.sampled_from(HOSTILE_WIRE))
+    # a case of its own (no generation metadata: schemathesis would re-validate it against the schema, and a
+    # lone surrogate cannot even be encoded for that)
+    return "hostile", operation.Case(path_parameters=path_parameters, headers=dict(case.headers or {}),
+                                     query=query, body=body, media_type=case.media_type,
+                                     multipart_content_types=case.multipart_content_types)
 
 
 def _strategy(world: FuzzWorld, label: str) -> st.SearchStrategy[Any]:
@@ -139,9 +191,15 @@ def _strategy(world: FuzzWorld, label: str) -> st.SearchStrategy[Any]:
     fixed: list[dict[str, Any]] = [{}]
     if names and all(n in world.known for n in names):
         fixed += [dict(zip(names, values)) for values in itertools.product(*(world.known[n] for n in names))]
+    strings = frozenset(p.name for p in operation.path_parameters
+                        if (p.definition.get("schema") or p.definition).get("type") == "string")
     modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
-    return st.tuples(st.sampled_from(modes), st.sampled_from(fixed)).flatmap(
-        lambda choice: operation.as_strategy(choice[0], path_parameters=choice[1] or None))
+    generated = st.tuples(st.sampled_from(modes), st.sampled_from(fixed)).flatmap(
+        lambda choice: operation.as_strategy(choice[0], path_parameters=choice[1] or None).map(
+            lambda case: ("generated", case)))
+    hostile = st.sampled_from(fixed).flatmap(lambda values: _hostile(
+        operation, operation.as_strategy(GenerationMode.POSITIVE, path_parameters=values or None), strings))
+    return st.one_of(generated, hostile)
 
 
 @pytest.mark.parametrize("label", list(_params()))
@@ -152,14 +210,19 @@ def test_operation_holds_its_contract(fuzz_world: FuzzWorld, label: str, request
         request.applymarker(pytest.mark.xfail(strict=True, reason=bug))
     world.app.extensions["carnet.throttle"].reset_all()
 
-    @settings(max_examples=EXAMPLES * 2, database=None, deadline=None, derandomize=True,
+    @settings(max_examples=EXAMPLES * 3, database=None, deadline=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
-    @given(case=_strategy(world, label))
-    def fuzz(case: Any) -> None:
+    @given(drawn=_strategy(world, label))
+    def fuzz(drawn: Any) -> None:
+        kind, case = drawn
         world.ensure_session()
         response = case.call(headers=dict(world.headers))
         world.calls += 1
         world.operations.add(label)
+        if kind == "hostile":
+            world.hostile[response.status_code] += 1
+            world.hostile_operations.add(label)
+            assert 400 <= response.status_code < 500, (label, response.status_code, response.text[:300])
         case.validate_response(response, checks=CHECKS)
 
     fuzz()
@@ -185,7 +248,7 @@ def test_a_route_added_without_a_policy_fails_the_suite(database_url: str) -> No
     """The completeness checks really bite: a route with no declared policy fails both the policy test and
     the authorization matrix, and a declared but unknown one fails the matrix."""
     from backend.db import get_db
-    from tests import test_errors, test_records_access_matrix as matrix
+    from tests.access_matrix import assert_every_route_declares_its_access_policy, assert_every_route_is_in_the_matrix
 
     app = make_app(database_url)
     try:
@@ -194,12 +257,12 @@ def test_a_route_added_without_a_policy_fails_the_suite(database_url: str) -> No
             return {"thing": thing_id}
 
         with pytest.raises(AssertionError, match="sneaky"):
-            test_errors.test_every_route_declares_its_access_policy(app)
+            assert_every_route_declares_its_access_policy(app)
         with pytest.raises(AssertionError, match="sneaky"):
-            matrix.test_every_route_is_in_the_matrix(app)
+            assert_every_route_is_in_the_matrix(app)
         sneaky._carnet_auth = "public"  # declared, but not in the matrix's list of public routes
-        test_errors.test_every_route_declares_its_access_policy(app)
+        assert_every_route_declares_its_access_policy(app)
         with pytest.raises(AssertionError, match=r"sneaky.*policy 'public'"):
-            matrix.test_every_route_is_in_the_matrix(app)
+            assert_every_route_is_in_the_matrix(app)
     finally:
         get_db(app).engine.dispose()

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pyotp
-import pytest
 import requests
 
 from bench.soak import LiveServer
-from tests.agenda.support import make_pro as make_agenda_pro, publish, schedule_body
+from tests.agenda.support import make_pro as make_agenda_pro, schedule_body
 from tests.conftest import server_env
 from tests.helpers import STRONG_PASSWORD, bearer, create_patient, make_nir
 
@@ -202,7 +201,7 @@ import backend
 backend.LOGGING["root"]["level"] = "DEBUG"
 backend.LOGGING["loggers"] = {"sqlalchemy": {"level": "INFO"}}
 backend.LOGGING["disable_existing_loggers"] = False
-from backend.cli import main
+from backend.tools.cli import main
 sys.argv = ["carnet"] + sys.argv[1:]
 main()
 """

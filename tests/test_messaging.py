@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -15,83 +14,16 @@ import time_machine
 from sqlalchemy import func, select, text
 
 from backend.audit.models import AuditEntry
-from backend.messaging.models import Attachment, AttachmentContent, Message, SearchToken, Thread
+from backend import blobs
+from backend.messaging.models import Attachment, Message, SearchToken, Thread
 from backend.notifications.models import Notification
 from backend.records.crypto import Vault
-from tests.fhir_helpers import Pro, make_pro, r4
-from tests.helpers import NIR_CAMILLE, NIR_LOUIS, activate, bearer, create_patient
-from tests.test_errors import assert_problem
+from tests.fhir_helpers import r4
+from tests.helpers import assert_problem, blob_keys, sealed_attachment
+from tests.messaging_support import (FHIR, IDNPS, INBOX, INS, PatientSide, communication, extension, outcome_code, send,
+                                    thread_of)
 
-FHIR = "/fhir/R4/Communication"
-INBOX = "/api/v1/inbox"
-INS = "urn:oid:1.2.250.1.213.1.4.8"
-EXT = "https://carnet.example/fhir/StructureDefinition"
-IDNPS = "urn:oid:1.2.250.1.71.4.2.1"
 TXT = "Glycémie à jeun : 1,02 g/L\n".encode()
-
-
-@dataclass
-class PatientSide:
-    id: int
-    nir: str
-    headers: dict[str, str]
-
-
-@dataclass
-class World:
-    camille: PatientSide
-    louis: PatientSide
-    durand: Pro      # writes to Camille
-    petit: Pro       # in copy of some threads
-    moreau: Pro      # never wrote to anyone
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@pytest.fixture
-def world(app, client) -> World:
-    camille = create_patient(app)
-    louis = create_patient(app, nir=NIR_LOUIS, birth_date="1990-02-01", family="Bernard", given="Louis", sex="M")
-    return World(
-        PatientSide(camille.patient_id, NIR_CAMILLE, bearer(activate(client, camille)["access_token"])),
-        PatientSide(louis.patient_id, NIR_LOUIS, bearer(activate(client, louis)["access_token"])),
-        make_pro(app, "10000000001", family="Durand", given="Alice"),
-        make_pro(app, "10000000002", family="Petit", given="Hélène"),
-        make_pro(app, "10000000003", family="Moreau", given="Yves"))
-
-
-def communication(nir: str, subject: str | None, text_: str | None, *, answers: int | None = None,
-                  attachments: list[dict[str, Any]] = (), copies: list[str] = (), replies_allowed: bool | None = None,
-                  establishment: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"resourceType": "Communication", "status": "completed",
-                            "subject": {"identifier": {"system": INS, "value": nir}}, "payload": []}
-    if subject is not None:
-        body["topic"] = {"text": subject}
-    if text_ is not None:
-        body["payload"].append({"contentString": text_})
-    for attachment in attachments:
-        body["payload"].append({"contentAttachment": attachment})
-    if not body["payload"]:
-        del body["payload"]
-    if answers is not None:
-        body["inResponseTo"] = [{"reference": f"Communication/{answers}"}]
-    if copies:
-        body["recipient"] = [{"identifier": {"system": IDNPS, "value": "8" + rpps}} for rpps in copies]
-    extensions = []
-    if replies_allowed is not None:
-        extensions.append({"url": f"{EXT}/communication-replies-allowed", "valueBoolean": replies_allowed})
-    if establishment:
-        extensions.append({"url": f"{EXT}/communication-establishment", "valueString": establishment})
-    if extensions:
-        body["extension"] = extensions
-    return body
-
-
-def send(client, pro: Pro, nir: str, subject: str | None = "Résultats de votre bilan sanguin",
-         text_: str | None = "Bonjour, vos résultats sont normaux.", expect: int = 201, **kw: Any) -> dict[str, Any]:
-    r = client.post(FHIR, headers=pro.headers(), data=json.dumps(communication(nir, subject, text_, **kw)),
-                    content_type="application/fhir+json")
-    assert r.status_code == expect, r.get_data(as_text=True)
-    return r.get_json()
 
 
 def threads(client, patient: PatientSide, **query: Any) -> dict[str, Any]:
@@ -100,28 +32,10 @@ def threads(client, patient: PatientSide, **query: Any) -> dict[str, Any]:
     return r.get_json()
 
 
-def thread_of(db, message_id: int) -> int:
-    db.expire_all()
-    return db.scalar(select(Message.thread_id).where(Message.id == int(message_id)))
-
-
 def reply(client, patient: PatientSide, thread_id: int, body: str = "Merci docteur.", **fields: Any):
     data = {"body": body, **fields}
     return client.post(f"{INBOX}/threads/{thread_id}/messages", headers=patient.headers, data=data,
                        content_type="multipart/form-data")
-
-
-def extension(resource: dict[str, Any], name: str) -> Any:
-    for ext in resource.get("extension", []):
-        if ext["url"] == f"{EXT}/{name}":
-            return next(v for k, v in ext.items() if k.startswith("value"))
-    return None
-
-
-def outcome_code(response) -> str:
-    body = response.get_json()
-    assert body["resourceType"] == "OperationOutcome", body
-    return body["issue"][0]["details"]["coding"][0]["code"]
 
 
 def count(db, model, *where) -> int:
@@ -412,7 +326,7 @@ def test_messages_and_attachments_are_encrypted_at_rest(app, client, db, world):
     reply(client, world.camille, thread_of(db, first["id"]), "Réponse confidentielle sur ma sérologie")
     needles = [b"VIH", "Sérologie".encode(), "sérologie".encode(), "négative".encode(), b"serologie",
                b"confidentielle", "Glycémie".encode(), b"1,02"]
-    tables = ["inbox_thread", "inbox_message", "inbox_attachment", "inbox_attachment_content", "inbox_search_token",
+    tables = ["inbox_thread", "inbox_message", "inbox_attachment", "inbox_search_token",
               "inbox_participant", "inbox_message_recipient", "notification", "audit_entry"]
     db.expire_all()
     for table in tables:
@@ -421,6 +335,11 @@ def test_messages_and_attachments_are_encrypted_at_rest(app, client, db, world):
                             else str(v).encode() for v in row)
             for needle in needles:
                 assert needle not in raw, (table, needle)
+    objects = blob_keys(db, "attachments")  # the attachments' bytes, in the blob store: sealed too
+    assert objects
+    for key in objects:
+        for needle in needles:
+            assert needle not in blobs.of(db).get(key), (key, needle)
     # each ciphertext is bound to its row: moved to another row, it does not open
     vault = Vault(db, app.extensions["carnet.keyring"])
     first_row, second_row = db.scalars(select(Message).order_by(Message.id)).all()
@@ -429,8 +348,8 @@ def test_messages_and_attachments_are_encrypted_at_rest(app, client, db, world):
 
     with pytest.raises(InvalidTag):
         vault.open_text(world.camille.id, first_row.body_sealed, f"inbox-message:{second_row.id}")
-    content = db.scalar(select(AttachmentContent.ciphertext))
     att = db.scalar(select(Attachment))
+    content = sealed_attachment(db, att.id)
     assert vault.open(world.camille.id, content, f"inbox-attachment:{att.id}") == TXT
     with pytest.raises(InvalidTag):
         vault.open(world.louis.id, content, f"inbox-attachment:{att.id}")  # another patient's key
@@ -558,9 +477,15 @@ def test_archive_then_a_new_message_brings_the_thread_back(client, db, world):
 
 
 def test_delete_is_soft_until_the_retention_purge(app, client, db, runner, world):
-    first = send(client, world.durand, world.camille.nir)
+    first = send(client, world.durand, world.camille.nir,
+                 attachments=[{"contentType": "text/plain", "title": "resultats.txt",
+                               "data": base64.b64encode(TXT).decode()}])
     thread_id = thread_of(db, first["id"])
-    keep = thread_of(db, send(client, world.durand, world.camille.nir, "À garder", "Texte")["id"])
+    keep = thread_of(db, send(client, world.durand, world.camille.nir, "À garder", "Texte",
+                              attachments=[{"contentType": "text/plain", "title": "garde.txt",
+                                            "data": base64.b64encode(b"a garder\n").decode()}])["id"])
+    attachment_objects = blob_keys(db, "attachments")
+    assert len(attachment_objects) == 2
     now = dt.datetime.now(dt.timezone.utc)
     r = client.delete(f"{INBOX}/threads/{thread_id}", headers=world.camille.headers)
     assert r.status_code == 204
@@ -579,6 +504,7 @@ def test_delete_is_soft_until_the_retention_purge(app, client, db, runner, world
     with time_machine.travel(now + dt.timedelta(days=3654)):
         result = runner.invoke(args=["inbox", "purge", "--dry-run"])
         assert json.loads(result.output) == {"dry_run": True, "threads_removed": 1}
+        assert blob_keys(db, "attachments") == attachment_objects  # a dry run destroys nothing
         result = runner.invoke(args=["notifications", "run", "inbox_purge"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.output)["inbox_purge"] == {"threads_removed": 1}
@@ -590,6 +516,10 @@ def test_delete_is_soft_until_the_retention_purge(app, client, db, runner, world
     assert count(db, SearchToken, SearchToken.thread_id == thread_id) == 0
     assert client.get(f"{FHIR}/{first['id']}", headers=world.durand.headers()).status_code == 404
     assert count(db, AuditEntry, AuditEntry.action == "inbox.purged", AuditEntry.patient_id == world.camille.id) == 1
+    # the purged thread's attachment bytes left the blob store with it, once the purge committed
+    kept = db.scalars(select(Attachment.id).join(Message, Message.id == Attachment.message_id)
+                      .where(Message.thread_id == keep)).all()
+    assert blob_keys(db, "attachments") == {blobs.attachment_key(i) for i in kept} and len(kept) == 1
 
 
 def test_a_closed_account_receives_nothing(app, client, db, world):
@@ -682,7 +612,7 @@ def test_the_capability_statement_describes_the_inbox(app):
     from backend.fhir import capability
 
     with app.test_request_context("/fhir/R4/metadata"):
-        statement = capability.capability_statement("https://carnet.example/fhir/R4/", "2026-03-02")
+        statement = capability.capability_statement(app, "https://carnet.example/fhir/R4/", "2026-03-02")
     [resource] = [r for r in statement["rest"][0]["resource"] if r["type"] == "Communication"]
     r4({"resourceType": "CapabilityStatement", "status": "active", "date": "2026-03-02", "kind": "instance",
         "fhirVersion": "4.0.1", "format": ["json"], "rest": [{"mode": "server", "resource": [resource]}]})

@@ -15,16 +15,15 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from backend.audit.models import AuditEntry
-from backend.messaging.models import Attachment, AttachmentContent, Message, Thread
+from backend.messaging.models import Attachment, Message, Thread
 from backend.notifications.models import Notification
 from backend.records import documents as docs
 from backend.records.crypto import Vault
-from backend.records.models import Document, DocumentContent
-from tests.test_errors import assert_problem
-from tests.test_messaging import FHIR, INBOX, communication, extension, outcome_code, send, thread_of, world  # noqa: F401
-from tests.test_records_access_world import make_doc
-from tests.test_records_documents import IMG_PDF, read
-from tests.test_records_documents_upload import RTF, TXT, page_image
+from backend.records.models import Document
+from tests.helpers import assert_problem, blob_keys
+from tests.messaging_support import FHIR, INBOX, communication, outcome_code, send, thread_of
+from tests.world import make_doc
+from tests.documents_support import IMG_PDF, RTF, TXT, page_image, read
 
 
 def post_reply(client, patient, thread_id: int, files: list[tuple[str, bytes, str | None]], body: str = "Ci-joint.",
@@ -42,7 +41,7 @@ def state(db):
     """What a refused message must leave unchanged."""
     db.expire_all()
     return tuple(db.scalar(select(func.count()).select_from(model))
-                 for model in (Thread, Message, Attachment, AttachmentContent, AuditEntry, Notification, Document))
+                 for model in (Thread, Message, Attachment, AuditEntry, Notification, Document)) + (len(blob_keys(db)),)
 
 
 def fhir_attachment(content: bytes, content_type: str, title: str) -> dict:
@@ -50,7 +49,7 @@ def fhir_attachment(content: bytes, content_type: str, title: str) -> dict:
 
 
 @pytest.fixture
-def thread(client, db, world):  # noqa: F811
+def thread(client, db, world):
     first = send(client, world.durand, world.camille.nir)
     world.extra["first"] = first
     return thread_of(db, first["id"])
@@ -58,7 +57,7 @@ def thread(client, db, world):  # noqa: F811
 
 # --- accepted types, both ways -------------------------------------------------------------------------------
 
-def test_professional_attachments_reach_the_patient_unchanged(app, client, db, world):  # noqa: F811
+def test_professional_attachments_reach_the_patient_unchanged(app, client, db, world):
     pdf = read(IMG_PDF)
     png = page_image("PNG")
     sent = send(client, world.durand, world.camille.nir, "Compte rendu d'imagerie", "Voici le compte rendu.",
@@ -85,7 +84,7 @@ def test_professional_attachments_reach_the_patient_unchanged(app, client, db, w
     ("kine.rtf", lambda: RTF, "application/rtf"),
     ("tension.txt", lambda: TXT, "text/plain"),
 ])
-def test_patient_reply_with_each_accepted_type(client, db, world, thread, filename, make, mime):  # noqa: F811
+def test_patient_reply_with_each_accepted_type(client, db, world, thread, filename, make, mime):
     content = make()
     r = post_reply(client, world.camille, thread, [(filename, content, None)])
     assert r.status_code == 201, r.get_json()
@@ -99,7 +98,7 @@ def test_patient_reply_with_each_accepted_type(client, db, world, thread, filena
 
 # --- refusals write nothing ----------------------------------------------------------------------------------
 
-def test_patient_attachment_refusals(app, client, db, world, thread):  # noqa: F811
+def test_patient_attachment_refusals(app, client, db, world, thread):
     pdf = read(IMG_PDF)
     too_big = b"%PDF-1.4\n" + b"0" * (10 * 1024 * 1024)
     cases = [
@@ -121,7 +120,7 @@ def test_patient_attachment_refusals(app, client, db, world, thread):  # noqa: F
     assert state(db) == before
 
 
-def test_professional_attachment_refusals(client, db, world):  # noqa: F811
+def test_professional_attachment_refusals(client, db, world):
     pdf = read(IMG_PDF)
     cases = [
         (fhir_attachment(b"MZ\x90\x00", "application/x-msdownload", "outil.exe"), 415, "upload_type_not_allowed"),
@@ -142,7 +141,7 @@ def test_professional_attachment_refusals(client, db, world):  # noqa: F811
 
 # --- saving into the record ----------------------------------------------------------------------------------
 
-def test_a_saved_attachment_is_a_record_document_with_identical_bytes(app, client, db, world):  # noqa: F811
+def test_a_saved_attachment_is_a_record_document_with_identical_bytes(app, client, db, world):
     pdf = read(IMG_PDF)
     sent = send(client, world.durand, world.camille.nir, "Compte rendu", "Ci-joint.",
                 attachments=[fhir_attachment(pdf, "application/pdf", "CR_IRM_genou.pdf")])
@@ -188,7 +187,7 @@ def test_a_saved_attachment_is_a_record_document_with_identical_bytes(app, clien
 
 # --- a record document attached to a reply ------------------------------------------------------------------
 
-def test_a_record_document_attached_to_a_reply(app, client, db, world, thread):  # noqa: F811
+def test_a_record_document_attached_to_a_reply(app, client, db, world, thread):
     own = make_doc(app, db, world.camille.id, "ordonnance", category="ORD_SOIN")
     hidden = make_doc(app, db, world.camille.id, "annonce", author=None, invisible=True)
     others = make_doc(app, db, world.louis.id, "louis")
@@ -215,10 +214,10 @@ def test_a_record_document_attached_to_a_reply(app, client, db, world, thread): 
     db.expire_all()
     entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "inbox.document_attached"))
     assert entry.patient_id == world.camille.id and json.loads(entry.details)["document_id"] == own.id
-    assert db.get(DocumentContent, own.id) is not None  # the record is unchanged
+    assert docs.read_content(db, Vault(db, app.extensions["carnet.keyring"]), own) == own_bytes  # unchanged
 
 
-def test_the_attachment_of_a_deleted_thread_is_gone_for_the_patient(client, db, world):  # noqa: F811
+def test_the_attachment_of_a_deleted_thread_is_gone_for_the_patient(client, db, world):
     sent = send(client, world.durand, world.camille.nir, "Objet", "Texte",
                 attachments=[fhir_attachment(TXT, "text/plain", "a.txt")])
     thread_id = thread_of(db, sent["id"])

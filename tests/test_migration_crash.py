@@ -19,13 +19,12 @@ from migration.models import ImportItem
 from migration.readers.dossier import scan
 from tests.conftest import server_env
 from tests.helpers import create_patient
-from tests.migration_support import BIRTH, NIR_277, NIR_PAT_TROIS, SEX, build_legacy_dir
-from tests.test_migration_import import EXPECTED
+from tests.migration_support import BIRTH, EXPECTED, NIR_277, NIR_PAT_TROIS, SEX, build_legacy_dir
 
 
 def _start(database_url: str, legacy: Path, instance: Path) -> subprocess.Popen[bytes]:
     env = server_env(database_url, CARNET_INSTANCE_PATH=str(instance), CARNET_TASK_QUEUE="immediate")
-    return subprocess.Popen([sys.executable, "-m", "backend.cli", "migrate", "import", str(legacy)],
+    return subprocess.Popen([sys.executable, "-m", "backend.tools.cli", "migrate", "import", str(legacy)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             cwd=Path(__file__).resolve().parents[1])
 

@@ -13,33 +13,13 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from backend.records import vault
-from backend.records.models import Block, Consent, Document, DocumentContent, Record
+from backend.records import documents, vault
+from backend.records.models import Block, Consent, Document, Record
 from migration.models import ImportItem, ImportRun
 from tests.helpers import activate, bearer, create_patient
 from tests.migration_support import (BIRTH, LAYOUT, NIR_277, NIR_FLUDR, NIR_PAT_SIX, NIR_PAT_TROIS, NIR_SAUVEUR,
-                                     NIR_VSM, SEX, build_legacy_dir)
+                                     NIR_VSM, SEX, EXPECTED, build_legacy_dir)
 
-EXPECTED = {  # source → (status, reason) for every item of the corpus; the report must say exactly this
-    (NIR_PAT_TROIS, "CSE-CS24_2025.01.xml"): ("quarantined", "identity_other_person"),   # NIR with a wrong key
-    (NIR_PAT_TROIS, "CSE-CS8_2024.01.xml"): ("quarantined", "identity_other_person"),
-    (NIR_PAT_TROIS, "CSE-MDE_2023.01.xml"): ("quarantined", "identity_other_person"),
-    (NIR_PAT_TROIS, "OBP-SNE_2024.01.xml"): ("quarantined", "identity_other_person"),
-    (NIR_PAT_TROIS, "SDM-MR_2024.01_nouveau-ne.xml"): ("quarantined", "identity_other_person"),
-    (NIR_PAT_TROIS, "us/Surgical_Consult.xml"): ("quarantined", "identity_missing"),
-    (NIR_PAT_TROIS, "us/Unstructured_Document_reference.xml"): ("quarantined", "identity_missing"),
-    (NIR_PAT_TROIS, "us/cda-original.xml"): ("quarantined", "identity_missing"),
-    (NIR_PAT_TROIS, "samplexdm.zip!/samplexdm/IHE_XDM/SUBSET01/Document01.xml"): ("quarantined", "identity_missing"),
-    (NIR_PAT_SIX, "KA202401/IHE_XDM/SS000001/SIGN_1.XML"): ("quarantined", "technical_signature"),
-    (NIR_PAT_SIX, "KA202401/IHE_XDM/SS000001/CR.TXT"): ("quarantined", "xdm_unreferenced_file"),
-    (NIR_SAUVEUR, "XDM_2-CR-BIO/CR d'examens biologiques - Labo des Charmes.html"): ("quarantined", "unsupported_file"),
-    (NIR_SAUVEUR, "XDM_2-CR-BIO/Compte rendu de biologie médicale.html"): ("quarantined", "unsupported_file"),
-    (NIR_SAUVEUR, "XDM_VSM/Synthèse médicale.html"): ("quarantined", "unsupported_file"),
-    (NIR_VSM, "CNAM-HR_v0.8.xml"): ("quarantined", "identity_other_person"),       # another NIR beside the INS-C
-    (NIR_VSM, "LDL-SES_v2.3.xml"): ("quarantined", "identity_other_person"),
-    (NIR_VSM, "CR_BIO_Chikungunya_v2.0.xml"): ("quarantined", "identity_unlisted"),  # an INS-C not listed
-    (NIR_VSM, "DOC_NON_STRUCTURE.xml"): ("quarantined", "identity_unlisted"),
-}
 # imported documents: source → (category, service date (UTC, ISO), author RPPS, patient)
 IMPORTED = {
     (NIR_PAT_TROIS, "AVC-SUNV_2022.01.xml"): ("SYNTHESE", "2018-10-03T11:00:00+00:00", "01234567897"),
@@ -66,8 +46,7 @@ def _patients(app: Flask, nirs: list[str] | None = None) -> dict[str, int]:
 
 def _content(app: Flask, db: Any, doc: Document) -> bytes:
     with app.app_context():
-        sealed = db.get(DocumentContent, doc.id).ciphertext
-        return vault(db).open(doc.patient_id, sealed, f"document:{doc.id}")
+        return documents.read_content(db, vault(db), doc)
 
 
 def test_the_whole_fixture_corpus(app: Flask, runner: Any, db: Any, tmp_path: Path) -> None:

@@ -10,9 +10,8 @@ from backend.audit.models import AuditEntry
 from backend.db import get_session
 from backend.notifications import service as notifications
 from backend.notifications.models import Notification
-from tests.helpers import NIR_LOUIS
-from tests.test_errors import assert_problem
-from tests.test_notifications_helpers import signed_in
+from tests.helpers import NIR_LOUIS, assert_problem
+from tests.notifications_support import signed_in
 
 
 def notify_many(app, patient_id, kinds, start=None):

@@ -21,15 +21,7 @@ from backend.notifications import service as notifications
 from backend.notifications.jobs import Due, cycle_index, reminder_source
 from backend.notifications.models import JobClaim, Notification, OutboxEmail, PushDelivery, PushSubscription
 from tests.helpers import STRONG_PASSWORD, bearer, create_patient
-from tests.test_notifications_helpers import (  # noqa: F401  (fixtures)
-    configure,
-    push_enabled,
-    push_service,
-    signed_in,
-    smtp_server,
-    subscribe,
-    vapid_pem,
-)
+from tests.notifications_support import configure, free_port, signed_in, subscribe
 
 NOW = dt.datetime.now(dt.timezone.utc)
 
@@ -160,8 +152,6 @@ def test_a_permanent_refusal_ends_the_attempts(app, client, db, smtp):
 
 
 def test_an_unreachable_smtp_server_keeps_emails_waiting(app, client, db, monkeypatch, smtp_server):
-    from tests.test_notifications_helpers import free_port
-
     configure(app, monkeypatch, smtp_host="127.0.0.1", smtp_port=free_port(), smtp_security="none")
     device = signed_in(app, client)
     rows = db.scalars(select(OutboxEmail)).all()

@@ -12,12 +12,7 @@ from backend.db import get_session
 from backend.notifications import service as notifications
 from mobile.api import ApiError, CarnetClient
 from mobile.api.notifications import DeviceKeys, NotificationsApi
-from tests.test_notifications_helpers import (  # noqa: F401  (fixtures)
-    push_enabled,
-    push_service,
-    signed_in,
-    vapid_pem,
-)
+from tests.notifications_support import signed_in
 
 
 @pytest.fixture
@@ -65,5 +60,4 @@ def test_the_app_reads_marks_switches_and_registers_its_device(app, client, serv
 
     api.unsubscribe()
     assert api.subscription()["registered"] is False
-    api.close()
     carnet.close()

@@ -8,39 +8,12 @@ import json
 import time_machine
 from sqlalchemy import select
 
-from backend.db import get_session
-from backend.notifications import service as notifications
-from backend.notifications.jobs import run_delivery
-from backend.notifications.models import Notification, PushDelivery, PushSubscription
+from backend.notifications.models import PushDelivery, PushSubscription
 from backend.notifications.push import MAX_PAYLOAD, application_server_key
-from tests.helpers import login
-from tests.test_errors import assert_problem
-from tests.test_notifications_helpers import (  # noqa: F401  (fixtures)
-    Device,
-    push_enabled,
-    push_service,
-    signed_in,
-    subscribe,
-    vapid_pem,
-)
+from tests.helpers import assert_problem, login
+from tests.notifications_support import Device, configure, deliver, notify, signed_in, subscribe
 
 STEP = dt.timedelta(seconds=30)
-
-
-def notify(app, patient_id, kind, **kw):
-    with app.app_context():
-        session = get_session()
-        row = notifications.notify(session, patient_id, kind, **kw)
-        session.commit()
-        return row.public_id
-
-
-def deliver(app, now=None):
-    with app.app_context():
-        session = get_session()
-        report = run_delivery(session, app.extensions["carnet.notifications"], now)
-        session.commit()
-        return report
 
 
 def test_a_document_notification_reaches_the_device_encrypted_signed_and_without_health_data(
@@ -131,8 +104,6 @@ def test_a_failing_push_service_is_retried_with_backoff_then_delivered_once(app,
 
 
 def test_gives_up_after_the_last_attempt(app, client, db, monkeypatch, push_enabled, push_service):
-    from tests.test_notifications_helpers import configure
-
     configure(app, monkeypatch, push_max_attempts=2)
     device = signed_in(app, client)
     endpoint, _ = subscribe(client, device, push_service)
@@ -150,8 +121,6 @@ def test_a_push_signed_with_another_key_is_refused_by_the_service(app, client, d
                                                                   push_service):
     """The loopback service really checks the signature: another application server key fails (403-like)."""
     from backend.notifications.push import generate_vapid_private_pem
-    from tests.test_notifications_helpers import configure
-
     device = signed_in(app, client)
     endpoint, _ = subscribe(client, device, push_service)
     configure(app, monkeypatch, vapid_private_key=generate_vapid_private_pem())
@@ -181,11 +150,12 @@ def test_a_signed_out_device_is_not_pushed_and_loses_its_subscription(app, clien
     device = signed_in(app, client)
     endpoint, _ = subscribe(client, device, push_service)
     assert client.post("/api/v1/auth/logout", headers=device.headers).status_code == 204
+    assert db.scalar(select(PushSubscription.id)) is None  # gone with the session, at once
     notify(app, device.patient_id, "document")
     assert push_service.messages(status=None) == []
     report = deliver(app)
-    assert report["subscriptions_forgotten"] == 1
-    assert db.scalar(select(PushSubscription.id)) is None
+    assert report["subscriptions_forgotten"] == 0  # nothing left for the clean-up to find
+    assert push_service.messages(status=None) == []
 
 
 def test_preferences_switch_push_off_per_kind(app, client, db, push_enabled, push_service):
@@ -232,8 +202,6 @@ def test_subscription_lifecycle_and_validation(app, client, db, push_enabled, pu
 
 
 def test_plain_http_endpoints_are_refused_unless_configured(app, client, monkeypatch, vapid_pem):
-    from tests.test_notifications_helpers import configure
-
     configure(app, monkeypatch, vapid_private_key=vapid_pem, push_allow_http=False)
     device = signed_in(app, client)
     from backend.notifications.loopback import PushSubscriber
@@ -270,8 +238,6 @@ def test_a_future_reminder_is_pushed_only_when_due(app, client, db, push_enabled
 def test_endpoints_inside_our_network_are_refused(app, client, monkeypatch, vapid_pem):
     """A subscription is a URL our workers POST to: it must not reach internal addresses (SSRF)."""
     from backend.notifications.loopback import PushSubscriber
-    from tests.test_notifications_helpers import configure
-
     device = signed_in(app, client)
     s = PushSubscriber()
     for allow_http in (False, True):
@@ -290,8 +256,6 @@ def test_endpoints_inside_our_network_are_refused(app, client, monkeypatch, vapi
 
 def test_a_subscription_that_now_points_inside_is_not_pushed(app, client, db, monkeypatch, push_enabled,
                                                             push_service):
-    from tests.test_notifications_helpers import configure
-
     device = signed_in(app, client)
     endpoint, _ = subscribe(client, device, push_service)
     configure(app, monkeypatch, push_allow_http=False)  # as if its address had turned internal since

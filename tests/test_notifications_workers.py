@@ -9,7 +9,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from backend.notifications.models import Notification, PushDelivery
 from backend.notifications.push import application_server_key
 from backend.tasks import configure_queue
 from tests.conftest import IN_CI, TEST_SECRET, empty_database, make_app
-from tests.test_notifications_helpers import signed_in, subscribe, vapid_pem  # noqa: F401  (fixture)
+from tests.notifications_support import signed_in, subscribe
 
 MASTER_KEY = base64.b64encode(os.urandom(32)).decode()  # the worker is a production-like process
 REDIS_URL = os.environ.get("CARNET_TEST_NOTIF_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -38,7 +37,7 @@ def worker_env(database_url: str, instance: Path, pem: str, **extra: str) -> dic
 
 
 def start_worker(env: dict[str, str], threads: int = 2) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "backend.cli", "worker", "--workers", str(threads)], env=env,
+    return subprocess.Popen([sys.executable, "-m", "backend.tools.cli", "worker", "--workers", str(threads)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 

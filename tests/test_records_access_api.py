@@ -10,9 +10,8 @@ from backend.records import consents
 from backend.records.access import AccessRefused, authorize
 from backend.records.models import Block, Consent, Record
 from backend.records.policy import Actor, Purpose, decide
-from tests.helpers import NIR_LOUIS, STRONG_PASSWORD, activate, bearer, create_patient
-from tests.test_errors import assert_problem
-from tests.test_records_access_world import make_doc, make_pro, rpps_of
+from tests.helpers import NIR_LOUIS, STRONG_PASSWORD, activate, assert_problem, bearer, create_patient
+from tests.world import make_doc, make_pro, rpps_of
 
 BASE = "/api/v1/record/access"
 

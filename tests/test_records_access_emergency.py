@@ -18,7 +18,7 @@ from backend.records import consents
 from backend.records.access import AccessRefused, authorize
 from backend.records.models import EmergencyAccess, Record
 from backend.records.policy import Actor, PolicySettings, Purpose, configure
-from tests.test_records_access_world import make_doc, make_patient, make_pro, sentinel_title
+from tests.world import make_doc, make_patient, make_pro, sentinel_title
 
 T0 = dt.datetime(2026, 5, 4, 8, 0, tzinfo=dt.timezone.utc)
 

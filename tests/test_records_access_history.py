@@ -16,9 +16,8 @@ from backend.audit.models import AuditEntry
 from backend.records import consents
 from backend.records.access import AccessRefused, authorize
 from backend.records.policy import Actor, Purpose
-from tests.helpers import NIR_LOUIS, activate, bearer, create_patient
-from tests.test_errors import assert_problem
-from tests.test_records_access_world import make_doc, make_pro
+from tests.helpers import NIR_LOUIS, activate, assert_problem, bearer, create_patient
+from tests.world import make_doc, make_pro
 
 URL = "/api/v1/record/history"
 MONDAY = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)   # 11:00 in Paris
@@ -195,7 +194,7 @@ def test_pdf_download(app, client, setting):
     assert r.status_code == 200 and r.mimetype == "application/pdf"
     data = r.get_data()
     assert data.startswith(b"%PDF") and data.rstrip().endswith(b"%%EOF")
-    assert r.headers["Content-Disposition"].endswith('.pdf"')
+    assert re.search(r'filename="historique-acces-[^"]*\.pdf"', r.headers["Content-Disposition"])
     text = _pdf_text(data)
     assert "Historique des accès".encode("cp1252") in text and b"Marie CURIE" in text and b"Motif d'urgence" in text
     english = _pdf_text(client.get(f"{URL}/export", query_string={"format": "pdf"},

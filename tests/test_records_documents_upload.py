@@ -7,32 +7,17 @@ import hashlib
 import io
 
 import pytest
-from PIL import Image
 from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from backend.audit.models import AuditEntry
 from backend.notifications.models import Notification
-from backend.records import viewer
-from backend.records.models import Document, DocumentContent
-from tests.test_errors import assert_problem
-from tests.test_records_documents import IMG_PDF, camille, read  # noqa: F401
+from backend.records.models import Document
+from tests.helpers import assert_problem, blob_keys
+from tests.documents_support import IMG_PDF, RTF, TXT, page_image, read
 
 URL = "/api/v1/record/documents"
-RTF = (rb"{\rtf1\ansi\ansicpg1252\deff0{\fonttbl{\f0 Times New Roman;}}"
-       rb"\f0\fs24 Compte rendu de kin\'e9sith\'e9rapie\par S\'e9ances 1 \'e0 10 : r\'e9\'e9ducation du genou.\par}")
-TXT = "Mesures de tension relevées à domicile\n12/03 : 13/8\n13/03 : 12/7\n".encode()
-
-
-def page_image(fmt: str, **options) -> bytes:
-    """A real page (the imaging report PDF) saved in another format, as a patient's scan would be."""
-    png, _ = viewer.render_page(read(IMG_PDF), 1, width=600)
-    out = io.BytesIO()
-    Image.open(io.BytesIO(png)).convert("RGB").save(out, format=fmt, **options)
-    return out.getvalue()
-
-
 def upload(client, patient, content: bytes, filename: str, content_type: str | None = None, **fields):
     # Encoded in memory: the test client would spool a large body to a temporary file it never closes.
     file = FileStorage(io.BytesIO(content), filename=filename, content_type=content_type)
@@ -45,7 +30,7 @@ def state(db):
     """What a refused upload must leave unchanged."""
     db.expire_all()
     return tuple(db.scalar(select(func.count()).select_from(model))
-                 for model in (Document, DocumentContent, AuditEntry, Notification))
+                 for model in (Document, AuditEntry, Notification)) + (len(blob_keys(db)),)
 
 
 @pytest.mark.parametrize("filename, make, mime", [
@@ -59,7 +44,7 @@ def state(db):
     ("kine.rtf", lambda: RTF, "application/rtf"),
     ("tension.txt", lambda: TXT, "text/plain"),
 ])
-def test_each_accepted_type(app, client, db, camille, filename, make, mime):  # noqa: F811
+def test_each_accepted_type(app, client, db, camille, filename, make, mime):
     content = make()
     r = upload(client, camille, content, filename, category="CPT_REND", title="Mon document",
                comment="Apporté à la consultation du 12 mars", service_date="2024-03-12")
@@ -80,7 +65,7 @@ def test_each_accepted_type(app, client, db, camille, filename, make, mime):  # 
     assert db.scalar(select(func.count()).select_from(Notification).where(Notification.kind == "document")) == 0
 
 
-def test_defaults_title_from_the_file_name_and_category(client, camille):  # noqa: F811
+def test_defaults_title_from_the_file_name_and_category(client, camille):
     body = upload(client, camille, TXT, "Tension_mars 2024.txt").get_json()
     assert body["title"] == "Tension mars 2024" and body["category"] == "AUTR_DOC" and body["type_code"] == "EXPPAT_2"
     body = upload(client, camille, RTF, "kine.rtf", comment="x" * 3000).get_json()
@@ -116,7 +101,7 @@ def refusals():
     ]
 
 
-def test_refused_uploads_explain_in_french_and_change_nothing(app, client, db, camille):  # noqa: F811
+def test_refused_uploads_explain_in_french_and_change_nothing(app, client, db, camille):
     before = state(db)
     for content, filename, declared, fields, status, code, words in refusals():
         r = upload(client, camille, content, filename, declared, **fields)
@@ -129,14 +114,14 @@ def test_refused_uploads_explain_in_french_and_change_nothing(app, client, db, c
     assert client.get(URL, headers=camille.headers).get_json()["total"] == 0
 
 
-def test_duplicate_upload_is_refused(app, client, db, camille):  # noqa: F811
+def test_duplicate_upload_is_refused(app, client, db, camille):
     assert upload(client, camille, read(IMG_PDF), "scanner.pdf").status_code == 201
     before = state(db)
     assert_problem(upload(client, camille, read(IMG_PDF), "scanner-bis.pdf"), 409, "upload_duplicate")
     assert state(db) == before
 
 
-def test_size_limit_default_and_configured(app, client, db, camille, monkeypatch):  # noqa: F811
+def test_size_limit_default_and_configured(app, client, db, camille, monkeypatch):
     before = state(db)
     line = "Relevé de glycémie capillaire : 1,05 g/l à jeun\n".encode()
     ten_mb = 10 * 1024 * 1024
@@ -154,7 +139,7 @@ def test_size_limit_default_and_configured(app, client, db, camille, monkeypatch
     assert upload(client, camille, big[2: 1024 * 1024 + 2], "autres.txt").status_code == 201
 
 
-def test_upload_then_listing_by_service_date(client, camille):  # noqa: F811
+def test_upload_then_listing_by_service_date(client, camille):
     for day, name in [("2023-01-10", "janvier.txt"), ("2023-06-10", "juin.txt")]:
         assert upload(client, camille, f"Note du {day}\n".encode(), name, service_date=day).status_code == 201
     items = client.get(URL, query_string={"sort": "service", "order": "asc"}, headers=camille.headers).get_json()

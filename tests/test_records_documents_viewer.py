@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from backend.records import viewer
-from tests.test_errors import assert_problem
-from tests.test_records_documents import BIO_L1, CDA3, EXTERNAL, IMG_PDF, LDL_SES, camille, deposit, make_pro, read  # noqa: F401
+from tests.helpers import assert_problem
+from tests.documents_support import BIO_L1, CDA3, EXTERNAL, IMG_PDF, LDL_SES, deposit, make_pro, read
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 C_CDA = EXTERNAL / "hl7-c-cda-examples"
@@ -222,7 +222,7 @@ def test_tiff_frames_are_rendered():
 
 # --- through the API --------------------------------------------------------------------------------
 
-def test_viewer_endpoints_on_real_documents(app, client, camille):  # noqa: F811
+def test_viewer_endpoints_on_real_documents(app, client, camille):
     pro = make_pro(app)
     level1 = deposit(app, camille.id, read(BIO_L1), pro_id=pro, title="Biologie", type_code="11502-2").document.id
     level3 = deposit(app, camille.id, read(LDL_SES), pro_id=pro).document.id
@@ -259,7 +259,7 @@ def test_viewer_endpoints_on_real_documents(app, client, camille):  # noqa: F811
     assert r.headers["Content-Disposition"] == "attachment; filename=\"Scanner.pdf\"; filename*=UTF-8''Scanner.pdf"
 
 
-def test_uploaded_image_is_served_as_is(app, client, camille):  # noqa: F811
+def test_uploaded_image_is_served_as_is(app, client, camille):
     png, _ = viewer.render_page(read(IMG_PDF), 1, width=300)
     r = client.post("/api/v1/record/documents", headers=camille.headers, content_type="multipart/form-data",
                     data={"file": (io.BytesIO(png), "ordonnance.png"), "category": "ORD_SOIN"})

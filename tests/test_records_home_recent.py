@@ -10,7 +10,7 @@ from backend.professionals.models import Professional
 from backend.records import documents
 from backend.records.models import Document
 from backend.records.policy import Actor
-from tests.test_records_documents import IMG_PDF, LDL_SES, REAL_DOCUMENTS, camille, deposit, make_pro, read  # noqa: F401
+from tests.documents_support import IMG_PDF, LDL_SES, REAL_DOCUMENTS, deposit, make_pro, read
 
 DAY = dt.timedelta(days=1)
 
@@ -28,7 +28,7 @@ def _release(app, pro_id: int, doc_id: int, at: dt.datetime) -> None:
         session.commit()
 
 
-def test_arrival_or_release_within_30_days_counts(app, client, db, camille):  # noqa: F811
+def test_arrival_or_release_within_30_days_counts(app, client, db, camille):
     pro = make_pro(app)
     now = dt.datetime.now(dt.timezone.utc)
 
@@ -84,7 +84,7 @@ def _walk(session, scope, filters, limit, *, built_once: bool) -> list[int]:
             return ids
 
 
-def test_the_owner_page_walks_like_the_general_path(app, db, camille):  # noqa: F811
+def test_the_owner_page_walks_like_the_general_path(app, db, camille):
     pro = make_pro(app)
     base = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
     for i in range(12):  # equal dates in pairs: the id breaks the ties
@@ -103,7 +103,7 @@ def test_the_owner_page_walks_like_the_general_path(app, db, camille):  # noqa: 
         session.rollback()
 
 
-def test_category_counts_follow_store_delete_mask_and_release(app, client, db, camille):  # noqa: F811
+def test_category_counts_follow_store_delete_mask_and_release(app, client, db, camille):
     pro = make_pro(app)
 
     def counts() -> dict[str, int]:

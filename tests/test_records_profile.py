@@ -5,6 +5,7 @@ donation, and the profile page's constant query count."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 import pytest
@@ -15,11 +16,11 @@ from backend.db import get_session
 from backend.professionals.models import Professional
 from backend.professionals.service import create_professional
 from backend.records import profile, vault
-from backend.records.models import Document, DocumentContent
+from backend.records.documents import write_content
+from backend.records.models import Document
 from backend.records.profile_kinds import MEASURE_TYPES
 from backend.records.profile_models import AdvanceDirective, OrganDonation, ProfileEntry, ProfileMeasure
-from tests.helpers import NIR_LOUIS, activate, bearer, create_patient
-from tests.test_errors import assert_problem
+from tests.helpers import NIR_LOUIS, activate, assert_problem, bearer, create_patient
 
 PROFILE = "/api/v1/record/profile"
 DIRECTIVES = "/api/v1/record/directives"
@@ -105,12 +106,12 @@ def deposit_document(app, patient_id: int, title: str = "Directives anticipées 
     with app.app_context():
         session = get_session()
         doc = Document(patient_id=patient_id, unique_id=f"test.upload.{title}", class_code="90", type_code="EXPPAT_1",
-                       category="DIR_ANT", title=title, mime_type="application/pdf", size=len(raw), sha256="0" * 64,
+                       category="DIR_ANT", title=title, mime_type="application/pdf", size=len(raw),
+                       sha256=hashlib.sha256(raw).hexdigest(),
                        source="patient")
         session.add(doc)
         session.flush()
-        session.add(DocumentContent(document_id=doc.id, ciphertext=vault(session).seal(patient_id, raw,
-                                                                                        f"document:{doc.id}")))
+        write_content(session, vault(session), doc, raw)
         session.commit()
         return doc.id
 
@@ -558,7 +559,7 @@ def test_profile_page_has_everything_in_a_constant_number_of_queries(app, client
     assert page["directives"]["end_of_life"]["versions"] == 5
     assert page["directives"]["organ_donation"]["position"] == "accepts"
     assert {(c["group"], c["count"]) for c in page["conflicts"]} == {("allergies-1", 1), ("allergies-4", 4)}
-    assert page["views"] == {"dispensed": 0, "reimbursements": 0, "oncology": 0}
+    assert page["views"] == {"dispensed": 0, "reimbursements": 0, "oncology": 0, "proposals": 0}
 
 
 def test_the_page_caps_each_kind(app, client, camille):

@@ -17,12 +17,11 @@ from backend.professionals.models import Professional
 from backend.professionals.service import create_professional
 from backend.records import profile, vault
 from backend.records.access import AccessRefused
-from backend.records.models import Consent, Document, DocumentContent, Record
+from backend.records.documents import write_content
+from backend.records.models import Consent, Document, Record
 from backend.records.policy import Actor, Purpose
 from backend.records.profile_models import ProfileEntry
-from tests.conftest import SHARED
-from tests.helpers import activate, bearer, create_patient, login
-from tests.test_errors import assert_problem
+from tests.helpers import SHARED, activate, assert_problem, bearer, create_patient, login
 
 CDA3 = SHARED / "fixtures" / "external" / "ans-testcontenucda-3.0"
 EDISP = (CDA3 / "eDISP-MED_2024.01.xml").read_bytes()
@@ -56,8 +55,7 @@ def deposit(app, patient_id: int, raw: bytes, *, when: dt.datetime, title: str, 
                        submitted_at=when, author_name="Pierre DELIVE", author_organisation=organisation, **flags)
         session.add(doc)
         session.flush()
-        session.add(DocumentContent(document_id=doc.id,
-                                    ciphertext=vault(session).seal(patient_id, raw, f"document:{doc.id}")))
+        write_content(session, vault(session), doc, raw)
         session.commit()
         return doc.id
 
@@ -145,37 +143,47 @@ def test_the_window_is_a_setting(app, client, camille, monkeypatch):
 def test_reimbursement_history_as_episodes_by_kind(app, client, camille, count_queries):
     first = deposit(app, camille.id, CNAM_HR, when=dt.datetime(2019, 8, 1, tzinfo=dt.timezone.utc),
                     title="Historique de remboursement", class_code="60", type_code="REMB", category="REMB")
-    client.get("/api/v1/me", headers=camille.headers)  # the token's first use is recorded once
-    count_queries.statements.clear()
-    body = client.get(f"{PROFILE}/reimbursements", query_string={"limit": 100}, headers=camille.headers).get_json()
-    queries = count_queries.count
-    counts = {k["kind"]: k["count"] for k in body["kinds"]}
-    assert counts == {"consultations": 8, "medicines": 3, "biology": 4, "imaging": 3, "hospital": 2, "devices": 2,
-                      "vaccines": 3}
-    assert next(k["label"] for k in body["kinds"] if k["kind"] == "biology") == "Biologie"
-    dates = [e["date"] for e in body["episodes"]]
-    assert dates == sorted(dates, reverse=True) and len(dates) == 25
-    stay = next(e for e in body["episodes"] if e["kind"] == "hospital" and e["end"])
-    assert stay["where"] == "CLINIQUE SAINTE GENEVIEVE" and stay["end"].startswith("2019-05-29")
-    assert body["documents"][0]["id"] == first and body["documents"][0]["structured"] is True
+    # the ANS example's episodes are of 2019: read within their 24 months
+    with time_machine.travel(dt.datetime(2020, 12, 1, 9, tzinfo=dt.timezone.utc), tick=False):
+        headers = camille.headers   # (a session opened "later": the second factor refuses an older code)
+        client.get("/api/v1/me", headers=headers)  # the token's first use is recorded once
+        count_queries.statements.clear()
+        body = client.get(f"{PROFILE}/reimbursements", query_string={"limit": 100}, headers=headers).get_json()
+        queries = count_queries.count
+        counts = {k["kind"]: k["count"] for k in body["kinds"]}
+        assert counts == {"consultations": 8, "medicines": 3, "biology": 4, "imaging": 3, "hospital": 2,
+                          "devices": 2, "vaccines": 3}
+        assert body["months"] == 24 and body["since"] == "2018-11-30T23:00:00+00:00"  # 1 Dec 2018, Paris
+        assert next(k["label"] for k in body["kinds"] if k["kind"] == "biology") == "Biologie"
+        dates = [e["date"] for e in body["episodes"]]
+        assert dates == sorted(dates, reverse=True) and len(dates) == 25
+        stay = next(e for e in body["episodes"] if e["kind"] == "hospital" and e["end"])
+        assert stay["where"] == "CLINIQUE SAINTE GENEVIEVE" and stay["end"].startswith("2019-05-29")
+        assert body["documents"][0]["id"] == first and body["documents"][0]["structured"] is True
 
-    biology = client.get(f"{PROFILE}/reimbursements", query_string={"kind": "biology"},
-                         headers=camille.headers).get_json()["episodes"]
-    assert {e["label"] for e in biology} >= {"T.S.H. (SANG)", "SANG : GLUCOSE (GLYCEMIE)"} and len(biology) == 4
-    assert_problem(client.get(f"{PROFILE}/reimbursements", query_string={"kind": "astrology"},
-                              headers=camille.headers), 422)
+        biology = client.get(f"{PROFILE}/reimbursements", query_string={"kind": "biology"},
+                             headers=headers).get_json()["episodes"]
+        assert {e["label"] for e in biology} >= {"T.S.H. (SANG)", "SANG : GLUCOSE (GLYCEMIE)"} and len(biology) == 4
+        assert_problem(client.get(f"{PROFILE}/reimbursements", query_string={"kind": "astrology"},
+                                  headers=headers), 422)
 
-    # the next cumulative history repeats the same episodes: shown once, same number of queries
-    deposit(app, camille.id, CNAM_HR, when=dt.datetime(2019, 9, 1, tzinfo=dt.timezone.utc),
-            title="Historique de remboursement", class_code="60", type_code="REMB", category="REMB")
-    count_queries.statements.clear()
-    body = client.get(f"{PROFILE}/reimbursements", query_string={"limit": 10}, headers=camille.headers).get_json()
-    assert count_queries.count == queries
-    assert len(body["documents"]) == 2 and sum(k["count"] for k in body["kinds"]) == 25
-    assert len(body["episodes"]) == 10 and body["next_cursor"]
-    more = client.get(f"{PROFILE}/reimbursements", query_string={"limit": 10, "cursor": body["next_cursor"]},
-                      headers=camille.headers).get_json()
-    assert len(more["episodes"]) == 10
+        # the next cumulative history repeats the same episodes: shown once, same number of queries
+        deposit(app, camille.id, CNAM_HR, when=dt.datetime(2019, 9, 1, tzinfo=dt.timezone.utc),
+                title="Historique de remboursement", class_code="60", type_code="REMB", category="REMB")
+        count_queries.statements.clear()
+        body = client.get(f"{PROFILE}/reimbursements", query_string={"limit": 10}, headers=headers).get_json()
+        assert count_queries.count == queries
+        assert len(body["documents"]) == 2 and sum(k["count"] for k in body["kinds"]) == 25
+        assert len(body["episodes"]) == 10 and body["next_cursor"]
+        more = client.get(f"{PROFILE}/reimbursements", query_string={"limit": 10, "cursor": body["next_cursor"]},
+                          headers=headers).get_json()
+        assert len(more["episodes"]) == 10
+
+    # 24 months after the episodes, the history is out of the window (the documents stay in the record)
+    with time_machine.travel(dt.datetime(2021, 10, 1, 9, tzinfo=dt.timezone.utc), tick=False):
+        body = client.get(f"{PROFILE}/reimbursements", headers=headers).get_json()
+        assert body["episodes"] == [] and body["documents"] == []
+        assert client.get(f"/api/v1/record/documents/{first}", headers=headers).status_code == 200
 
 
 # --- oncology pathway ---------------------------------------------------------------------------------
@@ -188,17 +196,18 @@ def test_oncology_pathway_in_date_order(app, client, camille):
                    class_code="11", type_code="34794-8", category="SYNTHESE", mime="application/pdf")
     rcp2 = deposit(app, camille.id, b"%PDF rcp2", when=base + dt.timedelta(days=90), title="Fiche RCP de suivi",
                    class_code="11", type_code="34794-8", category="SYNTHESE", mime="application/pdf")
-    deposit(app, camille.id, b"<x/>", when=base + dt.timedelta(days=5), title="Biologie", class_code="10",
-            type_code="11502-2", category="BIOLOGIE")
+    biology = deposit(app, camille.id, b"<x/>", when=base + dt.timedelta(days=5), title="Biologie", class_code="10",
+                      type_code="11502-2", category="BIOLOGIE")
     deposit(app, camille.id, b"%PDF masked", when=base + dt.timedelta(days=6), title="RCP remplacée",
             class_code="11", type_code="34794-8", category="SYNTHESE", deleted_at=base + dt.timedelta(days=7))
     body = client.get(f"{PROFILE}/oncology", headers=camille.headers).get_json()
-    assert [s["document"]["id"] for s in body["steps"]] == [rcp1, pps, rcp2]
-    assert [s["step"] for s in body["steps"]] == ["rcp", "pps", "rcp"]
-    assert body["steps"][1]["label"] == "Programme personnalisé de soins (PPS)"
+    # the biology report of the episode is a step of the pathway (tests/test_records_pathways.py for the rest)
+    assert [s["document"]["id"] for s in body["steps"]] == [rcp1, biology, pps, rcp2]
+    assert [s["step"] for s in body["steps"]] == ["rcp", "biology", "pps", "rcp"]
+    assert body["steps"][2]["label"] == "Programme personnalisé de soins (PPS)"
     page = client.get(f"{PROFILE}/oncology", query_string={"limit": 2}, headers=camille.headers).get_json()
     assert len(page["steps"]) == 2 and page["next_cursor"]
-    assert client.get(PROFILE, headers=camille.headers).get_json()["views"]["oncology"] == 3
+    assert client.get(PROFILE, headers=camille.headers).get_json()["views"]["oncology"] == 4
 
 
 # --- what other features call -------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def test_worker_consumes_activation_tasks_from_redis(database_url, tmp_path):
     empty_database(app)
     env = server_env(database_url, CARNET_TASK_QUEUE="redis", CARNET_REDIS_URL=REDIS_URL,
                      CARNET_INSTANCE_PATH=str(tmp_path))
-    worker = subprocess.Popen([sys.executable, "-m", "backend.cli", "worker", "--workers", "1"], env=env,
+    worker = subprocess.Popen([sys.executable, "-m", "backend.tools.cli", "worker", "--workers", "1"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         created = create_patient(app, email="c@example.org")

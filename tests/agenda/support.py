@@ -89,19 +89,27 @@ def schedule_body(*, start: str = "2026-03-02T09:00:00", end: str = "2026-03-02T
                   place: dict[str, Any] | None = None, closed_days: list[str] | None = None,
                   unavailable: list[tuple[str, str]] | None = None, openings: list[tuple[str, str, str | None]] | None = None,
                   horizon: dict[str, str] | None = None, tz: str | None = "Europe/Paris") -> dict[str, Any]:
-    """A FHIR R4 Schedule as a practice's software would send it."""
+    """A FHIR R4 Schedule as a practice's software would send it: wall times of ``tz`` get their offset (a
+    FHIR dateTime with a time carries one)."""
+    zone = ZoneInfo(tz or "Europe/Paris")
+
+    def offset(value: str) -> str:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return value if when.tzinfo is not None else when.replace(tzinfo=zone).isoformat()
+
     ext: list[dict[str, Any]] = [{"url": fhir.EXT_SLOT_MINUTES, "valueInteger": slot_minutes}]
     if tz:
         ext.append({"url": fhir.EXT_TZ, "valueCode": tz})
     for s, e, r in openings or [(start, end, rrule)]:
-        parts: list[dict[str, Any]] = [{"url": "start", "valueDateTime": s}, {"url": "end", "valueDateTime": e}]
+        parts: list[dict[str, Any]] = [{"url": "start", "valueDateTime": offset(s)},
+                                       {"url": "end", "valueDateTime": offset(e)}]
         if r:
             parts.append({"url": "rrule", "valueString": r})
         ext.append({"url": fhir.EXT_OPENING, "extension": parts})
     for day in closed_days or []:
         ext.append({"url": fhir.EXT_CLOSED_DAY, "valueDate": day})
     for s, e in unavailable or []:
-        ext.append({"url": fhir.EXT_UNAVAILABLE, "valuePeriod": {"start": s, "end": e}})
+        ext.append({"url": fhir.EXT_UNAVAILABLE, "valuePeriod": {"start": offset(s), "end": offset(e)}})
     place = place if place is not None else {"name": "Cabinet médical du Parc", "line": ["12 rue Garibaldi"],
                                              "postalCode": "69006", "city": "Lyon"}
     body: dict[str, Any] = {

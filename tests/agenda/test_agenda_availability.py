@@ -147,8 +147,8 @@ def test_several_openings_in_one_schedule(app, client):
 def test_the_professional_api_needs_a_professional_token(app, client):
     from tests.helpers import bearer
 
-    issue = assert_outcome(client.post("/fhir/R4/Schedule", json=schedule_body()), 401, "agenda_professional_token")
-    assert "jeton professionnel" in issue["diagnostics"]
+    issue = assert_outcome(client.post("/fhir/R4/Schedule", json=schedule_body()), 401, "fhir_unauthorized")
+    assert "professionnel de santé" in issue["diagnostics"]
     r = client.get("/fhir/R4/Schedule", headers=bearer("forged"))
     assert_outcome(r, 401)
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
@@ -164,8 +164,15 @@ def test_the_professional_api_needs_a_professional_token(app, client):
      "Fuseau horaire inconnu"),
     (lambda b: b["extension"].pop(0), "schedule-slot-minutes"),
     (lambda b: b.__setitem__("resourceType", "Patient"), "Schedule attendu"),
-    (lambda b: b["extension"][2]["extension"].__setitem__(1, {"url": "end", "valueDateTime": "2026-03-02T08:00:00"}),
+    (lambda b: b["extension"][2]["extension"].__setitem__(1, {"url": "end",
+                                                              "valueDateTime": "2026-03-02T08:00:00+01:00"}),
      "plage d'ouverture"),
+    # a FHIR dateTime with a time carries its offset: a wall time without one is not FHIR (refused, not guessed)
+    (lambda b: b["extension"][2]["extension"].__setitem__(0, {"url": "start", "valueDateTime": "2026-03-02T09:00:00"}),
+     "décalage horaire est obligatoire"),
+    (lambda b: b["extension"].append({"url": "https://carnet.example/fhir/StructureDefinition/schedule-unavailable",
+                                      "valuePeriod": {"start": "2026-03-03T09:00:00", "end": "2026-03-03T12:00:00"}}),
+     "décalage horaire est obligatoire"),
 ])
 def test_invalid_schedules_are_refused_in_french(app, client, mutate, fragment):
     pro = make_pro(app)
@@ -178,7 +185,7 @@ def test_invalid_schedules_are_refused_in_french(app, client, mutate, fragment):
 def test_broken_json_and_other_professionals_schedules(app, client):
     pro = make_pro(app)
     other = make_pro(app, rpps="10109876543", family="Petit", given="Luc")
-    assert_outcome(client.post("/fhir/R4/Schedule", data="{nope", headers=pro.headers), 400, "invalid_json")
+    assert_outcome(client.post("/fhir/R4/Schedule", data="{nope", headers=pro.headers), 400, "fhir_invalid_json")
     created = publish(client, pro, schedule_body())
     assert_outcome(client.get(f"/fhir/R4/Schedule/{created['id']}", headers=other.headers), 404)
     assert_outcome(client.put(f"/fhir/R4/Schedule/{created['id']}", json=schedule_body(), headers=other.headers), 404)

@@ -11,7 +11,7 @@ from backend.audit.models import AuditEntry
 from backend.notifications.models import Notification
 from tests.agenda.support import FHIR_JSON, book, make_pro, publish, schedule_body, sign_in, slots, utc
 from tests.conftest import make_app
-from tests.test_errors import assert_problem
+from tests.helpers import assert_problem
 
 NOW = utc(2026, 3, 2, 7)  # Monday 2 March 2026, 08:00 in Paris
 
@@ -115,6 +115,36 @@ def test_book_then_the_slot_is_taken_for_everyone(app, client, practice, db):
     past = slots(client, patient, professional_id=pro.id, days=1)[0]["slot_id"]
     with time_machine.travel(utc(2026, 3, 2, 9), tick=False):
         assert_problem(book(client, patient, past), 409, "agenda_slot_past")
+
+
+def test_a_booking_costs_a_fixed_number_of_statements(app, client, practice, db, count_queries):
+    """Token, record state, the slot (schedule, openings, exceptions), the appointment, the hold in one
+    statement (no overlapping hold, the unique start: no savepoint), the reminders (one multi-row INSERT on
+    PostgreSQL, one per reminder on SQLite), the audit chain (3): 11 on PostgreSQL (15 before). The
+    answer's reminders are the ones just scheduled, not read back."""
+    patient = practice["patient"]
+    found = slots(client, patient, professional_id=practice["alice"].id, date="2026-03-05", days=1)
+    count_queries.statements.clear()
+    r = book(client, patient, found[0]["slot_id"])
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["reminders"] == ["2026-03-04T08:00:00+00:00", "2026-03-05T06:00:00+00:00"]
+    expected = 11 if db.get_bind().dialect.name == "postgresql" else 12
+    assert len(count_queries.statements) == expected, "\n".join(s[:50] for s in count_queries.statements)
+    assert not [s for s in count_queries.statements if s.startswith(("SAVEPOINT", "RELEASE", "SELECT agenda_reminder"))]
+
+
+def test_a_slot_overlapping_a_booking_of_another_schedule_is_taken(app, client, practice):
+    """One professional, two schedules (30-minute and 60-minute slots over the same morning): a booking
+    on one takes the overlapping slots of the other."""
+    alice, patient = practice["alice"], practice["patient"]
+    publish(client, alice, schedule_body(slot_minutes=60, visit="teleconsultation"))
+    day = {"professional_id": alice.id, "date": "2026-03-05", "days": 1}
+    by_length = {}
+    for s in slots(client, patient, **day):
+        by_length.setdefault(s["visit_type"], []).append(s)
+    half_hour, hour = by_length["in_person"][1], by_length["teleconsultation"][0]   # 09:30 and 09:00–10:00
+    assert book(client, patient, half_hour["slot_id"]).status_code == 201
+    assert_problem(book(client, sign_in(app, client, 1), hour["slot_id"]), 409, "agenda_slot_taken")
 
 
 def test_cancel_before_the_cutoff_frees_the_slot_and_the_reminders(app, client, practice, db):

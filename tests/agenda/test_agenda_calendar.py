@@ -14,8 +14,7 @@ from sqlalchemy import func, select
 from backend.agenda.models import Appointment, CalendarFeed
 from backend.audit.models import AuditEntry
 from tests.agenda.support import UTC, book, make_pro, publish, schedule_body, sign_in, slots, utc
-from tests.conftest import SHARED
-from tests.test_errors import assert_problem
+from tests.helpers import SHARED, assert_problem
 
 CORPUS = SHARED / "fixtures" / "external" / "icalendar"
 

@@ -6,7 +6,7 @@ import time_machine
 
 from backend.agenda import prevention
 from tests.agenda.support import sign_in, utc
-from tests.test_errors import assert_problem
+from tests.helpers import assert_problem
 
 TODAY = dt.date(2026, 3, 2)
 

@@ -162,6 +162,7 @@ def live_backend(tmp_path_factory) -> LiveBackend:
         "CARNET_LEGACY_DIR": str(legacy_dir),
     }
     port = _free_port()
+    env["CARNET_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"  # FHIR links name the address it serves at
     backend = LiveBackend(url=f"http://127.0.0.1:{port}", env=env, log_path=workdir / "serve.log",
                           legacy_dir=legacy_dir)
     backend.carnet("db", "upgrade")
@@ -538,3 +539,34 @@ def enrolled_patient(live_backend) -> Patient:
             client.confirm_enrolment(fresh_totp_code(patient))
         client.logout()
     return patient
+
+
+# -- the demo patient (``carnet demo``: a lived-in record, a child, a father helped) ------------------------------
+
+
+@pytest.fixture(scope="session")
+def demo_patient(live_backend) -> Patient:
+    """``carnet demo`` (twice: it is idempotent) and the demo patient's credentials."""
+    from backend.tools.demo import DEMO_NIR, DEMO_PASSWORD, DEMO_TOTP_SECRET
+
+    live_backend.carnet("demo")
+    live_backend.carnet("demo")
+    return Patient(nir=DEMO_NIR, birth_date="1984-07-14", given_name="Camille", family_name="Martin",
+                   activation_code="", password=DEMO_PASSWORD, totp_secret=DEMO_TOTP_SECRET)
+
+
+@pytest.fixture
+def signed_in(ui, demo_patient, data_dir):
+    """The app holds the demo patient's access token, as after the sign-in screens."""
+    client = ui.app.client
+    client.login(demo_patient.nir, demo_patient.password)
+    client.verify_otp(fresh_totp_code(demo_patient))
+    ui.app.signed_in = True
+    ui.app.given_name = demo_patient.given_name
+    return demo_patient
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("CARNET_DATA_DIR", str(tmp_path / "app-data"))
+    return tmp_path / "app-data"

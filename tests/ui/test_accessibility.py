@@ -113,42 +113,14 @@ def test_touch_targets_on_main_screens(ui, enrolled_patient, totp_code, live_bac
     assert strict == {name: [] for name in strict}
 
 
-def clipped_labels(root) -> list[str]:
-    """Labels shown (not hidden) whose laid-out text is taller or wider than the label itself, or that
-    stick out of the box holding them (a fixed-height tile whose text grew past its edge)."""
-    from kivy.uix.label import Label
-    from kivy.uix.scrollview import ScrollView
 
-    found = []
-
-    def box(widget) -> tuple[float, float, float, float]:
-        x, y = widget.to_window(*widget.pos)
-        return x, y, x + widget.width, y + widget.height
-
-    def walk(widget, visible: bool) -> None:
-        visible = visible and widget.opacity > 0
-        if visible and isinstance(widget, Label) and widget.text.strip():
-            width, height = widget.texture_size
-            name = f"{type(widget).__name__} {widget.text[:40]!r}"
-            if height > widget.height + 1 or width > widget.width + 1:
-                found.append(f"{name}: text {width:.0f}×{height:.0f} in {widget.width:.0f}×{widget.height:.0f}")
-            parent = widget.parent
-            if parent is not None and parent is not widget.get_root_window() and not isinstance(parent, ScrollView):
-                (x0, y0, x1, y1), (px0, py0, px1, py1) = box(widget), box(parent)
-                if x0 < px0 - 1 or y0 < py0 - 1 or x1 > px1 + 1 or y1 > py1 + 1:
-                    found.append(f"{name}: sticks out of its {type(parent).__name__}")
-        for child in widget.children:
-            walk(child, visible)
-
-    walk(root, True)
-    return found
 
 
 @pytest.mark.ui
 def test_no_clipped_label_at_the_largest_text_size(ui, enrolled_patient, totp_code, live_backend, tmp_path,
                                                    monkeypatch):
     from mobile import theme
-    from tests.ui.journey_support import shot
+    from tests.ui.journey_support import clipped_labels, shot
 
     monkeypatch.setenv("CARNET_DATA_DIR", str(tmp_path))  # preferences.json of this test only
     app = ui.app

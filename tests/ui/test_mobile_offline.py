@@ -53,10 +53,14 @@ def test_forget_and_emergency_card(tmp_path):
     card = emergency_card(
         {"entries": {"allergy": {"total": 1, "items": [{"title": "Arachide"}]},
                      "treatment": {"items": [{"title": "Levothyrox 75 µg"}]},
-                     "contact": {"items": [{"title": "Paul Durand"}]}, "blood_group": {"items": [{"title": "B+"}]}}},
+                     "contact": {"items": [{"title": "Paul Durand"}]}, "blood_group": {"items": [{"title": "B+"}]},
+                     "implant": {"items": [{"title": "Stimulateur cardiaque", "fields": {
+                         "device": "Stimulateur cardiaque", "site": "pectoral gauche", "brand_model": "Edora 8",
+                         "implant_date": "2018-12-03"}}, {"title": "Prothèse de hanche", "fields": {}}]}}},
         {"end_of_life": {"label": "Directives anticipées", "current": {"text": "Pas d'acharnement"}},
          "good_health": {"label": "En bonne santé", "current": None}})
     assert card == {"blood_group": "B+", "allergies": ["Arachide"], "treatments": ["Levothyrox 75 µg"],
+                    "implants": ["Stimulateur cardiaque (pectoral gauche) — Edora 8, 03/12/2018", "Prothèse de hanche"],
                     "contacts": ["Paul Durand"], "directives": ["Directives anticipées: Pas d'acharnement"]}
     assert emergency_card(None, None)["allergies"] == []
 
@@ -70,7 +74,7 @@ class FakeClient:
     def me(self):
         return {"patient_id": 7}
 
-    def _request(self, method, path, params=None):
+    def call(self, method, path, params=None):
         from mobile.api import ApiError
 
         if path in self.down:

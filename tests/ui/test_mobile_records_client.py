@@ -126,7 +126,7 @@ def test_profile_measures_entries_and_directives(api):
     assert len(api.directive_versions("good_health")["items"]) == 2
     organ = api.set_organ_donation("accepts", informed_at="2025-05-01")
     assert organ["label"] and api.organ_donation_history()["items"][0]["position"] == "accepts"
-    assert set(api.profile()["views"]) == {"dispensed", "reimbursements", "oncology"}
+    assert set(api.profile()["views"]) == {"dispensed", "reimbursements", "oncology", "proposals"}
 
 
 def test_access_search_consent_block_switches_and_history(api, live_backend):

@@ -29,8 +29,9 @@ START_SCREEN_MODULES = {
     "mobile.screens.home",
     "mobile.screens.records_home",  # home's record section
     "mobile.screens.records_common",  # what records_home shares with the record's screens
+    "mobile.screens.family",  # home's profile switcher (own record, each child, each person helped)
 }
-START_SCREENS_KV = {"welcome.kv", "home.kv", "records_home.kv", "records_common.kv"}
+START_SCREENS_KV = {"welcome.kv", "home.kv", "records_home.kv", "records_common.kv", "family.kv"}
 
 CHILD = r"""
 import json, sys

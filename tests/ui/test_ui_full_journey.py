@@ -11,6 +11,7 @@ Screenshots: ``screenshots/journey-<lang>-NN-<step>.png``.
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -65,12 +66,13 @@ LABELS = {
 }
 # Per language, so that the two runs of one session do not meet in the directory or the slot search.
 WORLD = {
-    "fr": {"rpps_revoked": "10108880001", "rpps_gp": "10108880002", "city": "Clermont-Ferrand",
-           "postal_code": "63000", "practice": "Cabinet de Jaude", "street": "2 place de Jaude"},
+    "fr": {"rpps_revoked": "10108880001", "rpps_gp": "10108880002", "city": "Riom",
+           "postal_code": "63200", "practice": "Cabinet du Marthuret", "street": "2 place du Marthuret"},
     "en": {"rpps_revoked": "10108880011", "rpps_gp": "10108880012", "city": "Vichy",
            "postal_code": "03200", "practice": "Cabinet des Sources", "street": "5 rue du Parc"},
 }
 SERVICE = "Glycémie Facile"
+ATTEMPTS = itertools.count()
 
 
 @pytest.fixture
@@ -100,9 +102,12 @@ def test_whole_journey(lang, ui, live_backend, new_patient, totp_code, data_dir,
 
     # -- the world: the old DMP's dossier, a doctor the patient had authorised there, a GP who writes
     # and publishes opening hours, the service catalogue
-    revoked_pro = professional(live_backend, place["rpps_revoked"], "Moreau", "Julien")
-    gp = professional(live_backend, place["rpps_gp"], "Chevalier", "Anne", specialty="SM26")
-    lay_out_legacy_dossier(live_backend.legacy_dir, patient.nir, [place["rpps_revoked"]])
+    # professionals of this attempt's own (a rerun after a failed attempt finds the first one's in the directory)
+    attempt = str(next(ATTEMPTS))
+    rpps_revoked, rpps_gp = (place[k][:-3] + attempt + place[k][-2:] for k in ("rpps_revoked", "rpps_gp"))
+    revoked_pro = professional(live_backend, rpps_revoked, "Moreau", "Julien")
+    gp = professional(live_backend, rpps_gp, "Chevalier", "Anne", specialty="SM26")
+    lay_out_legacy_dossier(live_backend.legacy_dir, patient.nir, [rpps_revoked])
     first_day = publish_opening_hours(live_backend, gp, place["practice"], place["city"], place["postal_code"],
                                       place["street"])
     subject = "Résultats de votre scanner" if lang == "fr" else "Your CT scan results"

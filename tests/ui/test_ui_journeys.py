@@ -88,7 +88,12 @@ def test_activation_from_letter_to_home(ui, new_patient, totp_code):
         lambda: activation.step == "second_factor" and ids.secret.text, "the TOTP key is shown"
     )
     ui.settle()
-    assert ids.otpauth_uri.text.startswith("otpauth://totp/")
+    # the set-up link as a QR code to scan, never as raw otpauth:// text
+    assert ids.otpauth_qr.data == activation.otpauth_uri and activation.otpauth_uri.startswith("otpauth://totp/")
+    assert ids.otpauth_qr.texture is not None and ids.otpauth_qr.texture.width >= 21
+    from kivy.uix.label import Label
+
+    assert not any("otpauth" in w.text for w in activation.walk() if isinstance(w, Label))
     ui.screenshot("06-activation-totp-key")
 
     # Like the patient's authenticator app: read the key off the screen.
@@ -134,6 +139,41 @@ def test_login_with_password_and_code(ui, enrolled_patient, totp_code):
     ui.settle()
     assert home.ids.greeting.text == f"Bonjour {enrolled_patient.given_name}"
     ui.screenshot("10-home-after-login")
+
+
+def to_code_step(ui, patient):
+    """From the welcome screen to the sign-in's code step, the password accepted."""
+    welcome = ui.wait_for_screen("welcome")
+    ui.tap(welcome.ids.login)
+    login = ui.wait_for_screen("login")
+    ui.type(login.ids.nir, patient.nir)
+    ui.type(login.ids.password, patient.password)
+    ui.tap(login.ids.sign_in)
+    ui.wait_until(lambda: login.step == "otp", "the code step is shown")
+    return login
+
+
+def test_back_goes_one_step_back_then_out_of_the_journey(ui, enrolled_patient):
+    # the code step back to the credentials (the half-open session forgotten), then out to the welcome screen
+    login = to_code_step(ui, enrolled_patient)
+    ui.settle()
+    login.go_back()
+    ui.settle()
+    assert login.step == "credentials" and ui.app.manager.current == "login"
+    assert ui.app.client.token is None
+    login.go_back()
+    ui.wait_for_screen("welcome")
+    assert login.ids.nir.text == login.ids.password.text == ""
+    # the password reset leads back to the sign-in it was opened from
+    reset = ui.app.show("password_reset")
+    ui.settle()
+    reset.go_back()
+    ui.wait_for_screen("login")
+    activation = ui.app.show("activation")
+    ui.settle()
+    assert activation.step == "identity"
+    activation.go_back()
+    ui.wait_for_screen("welcome")
 
 
 def test_wrong_password_is_refused_in_french(ui, enrolled_patient):
@@ -182,13 +222,7 @@ def test_too_many_attempts_say_when_to_try_again(ui, new_patient, live_backend):
 
 
 def test_logout_returns_to_welcome(ui, enrolled_patient, live_backend, totp_code):
-    welcome = ui.wait_for_screen("welcome")
-    ui.tap(welcome.ids.login)
-    login = ui.wait_for_screen("login")
-    ui.type(login.ids.nir, enrolled_patient.nir)
-    ui.type(login.ids.password, enrolled_patient.password)
-    ui.tap(login.ids.sign_in)
-    ui.wait_until(lambda: login.step == "otp", "the code step is shown")
+    login = to_code_step(ui, enrolled_patient)
     ui.type(login.ids.code, totp_code(enrolled_patient))
     ui.tap(login.ids.verify)
     home = ui.wait_for_screen("home")
@@ -199,7 +233,7 @@ def test_logout_returns_to_welcome(ui, enrolled_patient, live_backend, totp_code
     welcome = ui.wait_for_screen("welcome")
     assert not ui.app.signed_in
     assert ui.app.client.token is None
-    assert welcome.ids.notice.text == "Vous êtes déconnecté(e)."
+    assert welcome.ids.notice.text == "Vous êtes déconnectée."  # agreed: Lucie's sex is known
     ui.screenshot("12-welcome-after-logout")
 
     # The server ended the session too: the old token no longer opens anything.
@@ -328,3 +362,85 @@ def test_entry_point_reads_language_and_url_from_the_environment(display, screen
     written = sorted(tmp_path.glob("welcome-en*.png"))
     assert written, "no screenshot"
     os.replace(written[0], screenshots_dir / "14-welcome-in-english.png")
+
+
+def _sign_in_through_the_screens(ui, login, patient, totp_code):
+    ui.type(login.ids.nir, patient.nir)
+    ui.type(login.ids.password, patient.password)
+    ui.tap(login.ids.sign_in)
+    ui.wait_until(lambda: login.step == "otp", "the code step is shown")
+    ui.type(login.ids.code, totp_code(patient))
+    ui.tap(login.ids.verify)
+
+
+def _end_the_session_by_idleness(live_backend, patient, minutes: int, lifetime_over: bool = False) -> None:
+    """The server's clock cannot be moved: the device's session is made to have seen no request for
+    ``minutes`` (its last use moved back in the live backend's database), and with ``lifetime_over`` to be
+    past its 12 hours; the next request finds it so."""
+    import datetime as dt
+
+    from sqlalchemy import create_engine, select, update
+
+    from backend.accounts.models import AuthToken, Patient, TokenKind
+
+    engine = create_engine(live_backend.env["CARNET_DATABASE_URL"])
+    try:
+        with engine.begin() as conn:
+            then = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=minutes)
+            patient_id = conn.scalar(select(Patient.id).where(Patient.nir == patient.nir))
+            conn.execute(update(AuthToken).where(AuthToken.patient_id == patient_id,
+                                                 AuthToken.kind == TokenKind.ACCESS,
+                                                 AuthToken.revoked_at.is_(None))
+                         .values(last_used_at=then, created_at=then - dt.timedelta(hours=12 if lifetime_over else 0),
+                                 **({"expires_at": then} if lifetime_over else {})))
+    finally:
+        engine.dispose()
+
+
+def test_an_idle_session_signs_in_again_and_comes_back_to_the_same_screen(ui, enrolled_patient, live_backend,
+                                                                         totp_code):
+    welcome = ui.wait_for_screen("welcome")
+    ui.tap(welcome.ids.login)
+    _sign_in_through_the_screens(ui, ui.wait_for_screen("login"), enrolled_patient, totp_code)
+    home = ui.wait_for_screen("home")
+    ui.wait_until(lambda: home.loaded, "the home page is loaded")
+    ui.tap(home.ids.hub.ids.hub_agenda)
+    agenda = ui.wait_for_screen("agenda")
+    ui.settle()
+    ui.screenshot("40-agenda-before-the-break")
+
+    # thirty-one minutes away from the phone: the next request is refused, saying why
+    _end_the_session_by_idleness(live_backend, enrolled_patient, minutes=31)
+    agenda.on_pre_enter()  # the agenda asks the server again, as when the patient comes back to it
+    login = ui.wait_for_screen("login")
+    ui.settle()
+    assert not ui.app.signed_in and ui.app.client.token is None
+    assert ui.app.resume_screen == "agenda"
+    notice = login.ids.session_notice.text
+    assert "30 minutes sans activité" in notice, notice
+    assert "vous retrouverez l'écran où vous étiez" in notice
+    assert login.step == "credentials" and login.ids.nir.text == "" and login.ids.password.text == ""
+    ui.screenshot("41-session-idle-sign-in-again")
+
+    # signing in again leads back to the agenda, not to the home page
+    _sign_in_through_the_screens(ui, login, enrolled_patient, totp_code)
+    ui.wait_for_screen("agenda")
+    ui.settle()
+    assert ui.app.signed_in and ui.app.resume_screen == ""
+    assert login.notice == ""  # said once; gone with the sign-in
+    ui.screenshot("42-back-on-the-agenda")
+
+
+def test_a_session_past_its_lifetime_says_so(ui, enrolled_patient, live_backend, totp_code):
+    welcome = ui.wait_for_screen("welcome")
+    ui.tap(welcome.ids.login)
+    _sign_in_through_the_screens(ui, ui.wait_for_screen("login"), enrolled_patient, totp_code)
+    home = ui.wait_for_screen("home")
+    ui.wait_until(lambda: home.loaded, "the home page is loaded")
+    _end_the_session_by_idleness(live_backend, enrolled_patient, minutes=5, lifetime_over=True)
+    home.on_pre_enter()
+    login = ui.wait_for_screen("login")
+    ui.settle()
+    assert "12 heures au plus" in login.ids.session_notice.text, login.ids.session_notice.text
+    assert ui.app.resume_screen == "home"
+    ui.screenshot("43-session-past-its-lifetime")

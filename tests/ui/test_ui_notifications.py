@@ -144,7 +144,12 @@ def test_centre_settings_and_push_on_this_device(ui, push_backend, signed_in, tm
     assert centre.summary == "3 non lue(s)"
     ui.screenshot("notifications-01-centre")
     ui.tap(listed[0])
+    ui.wait_for_screen("history")  # an emergency access opens the access history
+    ui.app.back("notifications")
+    ui.wait_for_screen("notifications")
+    ui.wait_until(lambda: centre.loaded, "the centre is loaded again")
     ui.settle()
+    listed = rows(centre.ids.entries, NotificationRow)
     assert not listed[0].unread and centre.summary == "2 non lue(s)"
     ui.screenshot("notifications-02-one-read")
 

@@ -193,7 +193,10 @@ def test_banner_sentence_in_both_languages(ui):
     from mobile import i18n
     from mobile.connectivity import synced_sentence
 
-    moment = dt.datetime(2026, 11, 22, 18, 37).timestamp()  # local time
+    from zoneinfo import ZoneInfo
+
+    # 18:37 in the patient's zone (Paris), whatever the zone of the machine running the test
+    moment = dt.datetime(2026, 11, 22, 18, 37, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
     assert synced_sentence(moment) == "Hors connexion — vous consultez les données du 22/11/2026 à 18:37"
     ui.app.apply_preferences({"language": "en", "text_size": "normal"})
     try:

@@ -23,7 +23,8 @@ import pytest
 
 from mobile.api import CarnetClient
 from mobile.api.records import RecordsApi
-from tests.ui.conftest import Patient, _touch_event_class, fresh_totp_code
+from tests.ui.conftest import Patient, fresh_totp_code
+from tests.ui.journey_support import scroll_to, shot_with_big_targets as shot, sign_in, swipe_up, texts
 
 pytestmark = pytest.mark.ui
 
@@ -105,49 +106,7 @@ def real_cda(*names: str) -> list[dict]:
     return [{"path": str(V3 / name), "mime": "text/xml"} for name in names]
 
 
-def sign_in(ui, patient) -> RecordsApi:
-    """The app holds the patient's access token, as after the sign-in screens (they have their own
-    journeys); returns a RecordsApi on a separate client, for setting things up like another device."""
-    client = ui.app.client
-    client.login(patient.nir, patient.password)
-    client.verify_otp(fresh_totp_code(patient))
-    ui.app.signed_in = True
-    ui.app.given_name = patient.given_name
-    other = CarnetClient(ui.app.client.base_url)
-    other.token = client.token
-    return RecordsApi(other)
-
-
 # -- driving helpers ---------------------------------------------------------------------
-
-
-def swipe_up(ui, view, fraction: float = 0.6) -> None:
-    """A finger drags the content of ``view`` up (towards the end of a list)."""
-    from kivy.base import EventLoop
-
-    window = EventLoop.window
-    x, y = view.to_window(view.center_x, view.y + view.height * 0.2)
-    end = y + view.height * fraction
-    event = _touch_event_class()("carnet-ui-swipe", id(view), (x / (window.width - 1.0), y / (window.height - 1.0)))
-    EventLoop.post_dispatch_input("begin", event)
-    ui.frames(2)
-    for step in range(1, 9):
-        event.move((x / (window.width - 1.0), (y + (end - y) * step / 8) / (window.height - 1.0)))
-        EventLoop.post_dispatch_input("update", event)
-        ui.frames(1)
-    EventLoop.post_dispatch_input("end", event)
-    # Let the fling come to rest, as a person waits for the list to stop: a few seconds at most. (Once, in a
-    # whole-suite run, the effect kept a velocity for good after the release — a still list, but a number
-    # that never fell; the test goes on, and what it checks next is what the swipe brought.)
-    deadline = time.monotonic() + 5
-    while abs(view.effect_y.velocity) >= 1 and time.monotonic() < deadline:
-        ui.frames()
-    ui.frames(3)
-
-
-def scroll_to(ui, widget) -> None:
-    ui._scroll_into_view(widget)
-    ui.frames(3)
 
 
 def open_from_home(ui, tile: str):
@@ -157,38 +116,6 @@ def open_from_home(ui, tile: str):
     ui.settle()
     ui.tap(home.ids.records.ids[tile])
     return home
-
-
-def small_targets(root) -> list[str]:
-    """What a finger could tap on ``root`` (shown, enabled) that is under 48 dp either way."""
-    from kivy.metrics import dp
-    from kivy.uix.behaviors import ButtonBehavior
-    from kivy.uix.textinput import TextInput
-
-    found = []
-
-    def walk(widget, shown: bool) -> None:
-        shown = shown and widget.opacity > 0 and not widget.disabled
-        if shown and isinstance(widget, ButtonBehavior | TextInput) and min(widget.size) < dp(48) - 0.5:
-            found.append(f"{type(widget).__name__} {getattr(widget, 'text', '')[:30]!r} {widget.size}")
-        for child in widget.children:
-            walk(child, shown)
-
-    walk(root, True)
-    return found
-
-
-def shot(ui, name: str) -> None:
-    """A screenshot to look at, once every target on the screen is big enough for a finger."""
-    assert small_targets(ui.screen) == [], name
-    ui.screenshot(name)
-
-
-def texts(widget) -> str:
-    """Every text shown inside ``widget``, to assert on what the patient reads."""
-    from kivy.uix.label import Label
-
-    return "\n".join(w.text for w in widget.walk() if isinstance(w, Label) and w.text)
 
 
 # -- documents ---------------------------------------------------------------------------
@@ -498,6 +425,24 @@ def test_profile_charts_entries_and_directives(ui, enrolled_patient):
     shot(ui, "records-19-organ-donation")
 
 
+def test_profile_labels_follow_the_language_the_patient_picks(ui, signed_in):
+    # The kinds are asked once per session, but their labels are the server's translation: after a
+    # switch to English and back, the allergy's fields read in French again (not the English of the visit).
+    from mobile.screens.records_common import profile_kinds
+
+    def severity_label() -> str:
+        allergy = next(k for k in profile_kinds()["kinds"] if k["kind"] == "allergy")
+        return next(f["label"] for f in allergy["fields"] if f["name"] == "severity")
+
+    assert severity_label() == "Gravité"
+    ui.app.apply_preferences({"language": "en", "text_size": "normal"})
+    try:
+        assert severity_label() == "Severity"
+    finally:
+        ui.app.apply_preferences({"language": "fr", "text_size": "normal"})
+    assert severity_label() == "Gravité"
+
+
 # -- access and history ------------------------------------------------------------------
 
 
@@ -570,6 +515,9 @@ def test_access_consent_emergency_and_history(ui, enrolled_patient, live_backend
     ui.settle()
     assert access.switches_error == "Le mot de passe saisi est incorrect."
     assert api.access()["switches"] == {"samu": True, "btg": True, "masked": False}
+    # the switches show what is saved until the password is accepted: the asked change is pending
+    assert access.ids.switch_masked.active is False and access.ids.switch_masked.pending
+    assert access.ids.switch_samu.active is True and access.ids.switch_samu.pending
     scroll_to(ui, access.ids.switches_error)
     shot(ui, "records-25-emergency-wrong-password")
     ui.type(access.ids.password, enrolled_patient.password)
@@ -578,6 +526,7 @@ def test_access_consent_emergency_and_history(ui, enrolled_patient, live_backend
     ui.settle()
     assert api.access()["switches"] == {"samu": False, "btg": True, "masked": True}
     assert not access.switches_changed and access.masked and not access.samu
+    assert access.ids.switch_masked.active and not access.ids.switch_masked.pending
     scroll_to(ui, access.ids.switches_notice)
     shot(ui, "records-26-emergency-saved")
 
@@ -606,7 +555,8 @@ def test_access_consent_emergency_and_history(ui, enrolled_patient, live_backend
     ui.wait_until(lambda: history.last_export.endswith(".pdf"), "the PDF is saved")
     ui.settle()
     saved = Path(history.last_export)
-    assert saved.read_bytes().startswith(b"%PDF") and str(saved) in history.notice
+    assert saved.read_bytes().startswith(b"%PDF") and history.ready.path == saved
+    assert str(saved) not in texts(history) and saved.name in history.ids.ready.title  # a name, never a path
     assert saved.is_relative_to(Path(ui.app.user_data_dir))
     shot(ui, "records-28-history-professionals-pdf")
     ui.tap(history.ids.export_csv)
@@ -677,7 +627,11 @@ def test_legacy_import_progress_report_and_conflicts(ui, live_backend, tmp_path)
     assert review.counts_text == "17 importé(s) · 1 fusionné(s) · 7 mis de côté"
     assert review.sentence.startswith("L'import de votre ancien dossier est terminé")
     first = review.item_rows()[0]
-    assert first.source == "Source : AVC-SUNV_2022.01.xml" and first.item["status"] == "imported"
+    assert first.item["source"] == "AVC-SUNV_2022.01.xml" and first.item["status"] == "imported"
+    # the patient reads where it came from and what was noticed in words, never file names or codes
+    for row in review.item_rows():
+        assert row.source.startswith("Repris de votre ancien dossier") and ".xml" not in row.source
+        assert not any(code in row.detail for code in row.item.get("warnings") or [])
     scroll_to(ui, first)
     shot(ui, "records-29-migration-report")
     # the two summaries disagree on the allergies: keep one, hide the other
@@ -701,7 +655,7 @@ def test_legacy_import_progress_report_and_conflicts(ui, live_backend, tmp_path)
     ui.frames(3)
     ui.tap(next(c for c in review.ids.filters.children if c.value == "duplicate"))
     ui.wait_until(lambda: review.shown == 1 and not ui.app.busy, "only the merged item")
-    assert review.item_rows()[0].source == "Source : copie-VAC-NOTE.xml"
+    assert review.item_rows()[0].item["source"] == "copie-VAC-NOTE.xml"
     ui.tap(next(c for c in review.ids.filters.children if c.value == "quarantined"))
     ui.wait_until(lambda: review.shown == 7 and not ui.app.busy, "only the items set aside")
     ui.settle()

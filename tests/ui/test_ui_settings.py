@@ -61,9 +61,9 @@ def test_expired_session_signs_in_again_and_resumes(ui, signed_in, live_backend,
     ui.app.client.token = "revoked-" + "x" * 40  # as if revoked from another device
     agenda = ui.app.screen("agenda")
     agenda.on_pre_enter()
-    ui.wait_for_screen("welcome")
+    login = ui.wait_for_screen("login")  # to sign-in, saying why
     ui.settle()
-    assert ui.app.resume_screen == "agenda" and ui.app.notice
+    assert ui.app.resume_screen == "agenda" and login.notice
     shot(ui, "session_expired_notice")
     ui.app.client.login(signed_in.nir, signed_in.password)
     ui.app.client.verify_otp(totp_code(signed_in))

@@ -1,5 +1,7 @@
-"""Shared fixtures of the notification tests (imported by tests/test_notifications_*.py): a VAPID key, the
-loopback Web Push service, a real SMTP server on 127.0.0.1 (aiosmtpd), a signed-in patient's device."""
+"""What the notification tests share (their fixtures, a VAPID key, the loopback Web Push service, a real SMTP
+server on 127.0.0.1 and push switched on, are in tests/conftest.py and built with these): the SMTP server's
+handler, a free port, the app's notification settings for one test, a signed-in patient's device and its push
+subscription, a notification made and the delivery run."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,23 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
+from backend.db import get_session
+from backend.notifications import service as notifications
+from backend.notifications.jobs import run_delivery
 from backend.notifications.loopback import LoopbackPushService, PushSubscriber
-from backend.notifications.push import application_server_key, generate_vapid_private_pem
 from backend.notifications.settings import NotificationSettings
 from tests.helpers import activate, bearer, create_patient
-
-
-@pytest.fixture(scope="session")
-def vapid_pem() -> str:
-    return generate_vapid_private_pem()
-
-
-@pytest.fixture
-def push_service(vapid_pem: str) -> Any:
-    with LoopbackPushService(application_server_key(vapid_pem)) as service:
-        yield service
 
 
 class SmtpHandler:
@@ -51,27 +43,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def smtp_server() -> Any:
-    handler = SmtpHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller
-    finally:
-        controller.stop()
-
-
 def configure(app: Any, monkeypatch: pytest.MonkeyPatch, **changes: Any) -> NotificationSettings:
     """Replace the app's notification settings for one test (restored afterwards)."""
     settings = dataclasses.replace(app.extensions["carnet.notifications"], **changes)
     monkeypatch.setitem(app.extensions, "carnet.notifications", settings)
     return settings
-
-
-@pytest.fixture
-def push_enabled(app: Any, monkeypatch: pytest.MonkeyPatch, vapid_pem: str) -> NotificationSettings:
-    return configure(app, monkeypatch, vapid_private_key=vapid_pem, push_allow_http=True)
 
 
 @dataclass
@@ -99,3 +75,19 @@ def subscribe(client: Any, device: Device, service: LoopbackPushService,
                           json={"endpoint": endpoint, "keys": {"p256dh": subscriber.p256dh, "auth": subscriber.auth}})
     assert response.status_code == 200, response.get_json()
     return endpoint, subscriber
+
+
+def notify(app, patient_id, kind, **kw):
+    with app.app_context():
+        session = get_session()
+        row = notifications.notify(session, patient_id, kind, **kw)
+        session.commit()
+        return row.public_id
+
+
+def deliver(app, now=None):
+    with app.app_context():
+        session = get_session()
+        report = run_delivery(session, app.extensions["carnet.notifications"], now)
+        session.commit()
+        return report
