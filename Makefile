@@ -42,9 +42,13 @@ run: $(STAMP) $(INSTANCE)/secret_key $(INSTANCE)/master_key
 otp: $(STAMP) $(INSTANCE)/secret_key $(INSTANCE)/master_key
 	@$(KEYS) $(BIN)/carnet demo otp
 
-## make test: install what tests need (Python packages; Debian packages for the UI tests when root).
+## make test: install what tests need (Python packages; Debian packages for the UI tests when root), lint, test.
+# Two pytest-xdist workers (this machine's two cores); PYTEST_ARGS adds to them (e.g. -k, a file), XDIST=-n0
+# runs in one process.
+XDIST ?= -n 2 --dist loadgroup
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/ruff check backend mobile migration bench tests
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 system-deps:
 	@missing=""; for p in $(UI_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -6,7 +6,7 @@ and Redis db 12 for the queue and the rate limits. Keys live in ``instance/bench
 
 ``bench/load.py`` uses :func:`bench_env` and :func:`start` from here.
 Settings: ``BENCH_DATABASE_URL`` (default postgresql://postgres@127.0.0.1:5432/carnet_bench),
-``BENCH_REDIS_URL`` (default redis://127.0.0.1:6379/12).
+``BENCH_REDIS_URL`` (default redis://127.0.0.1:6379/12), ``BENCH_BLOB_DIR`` (default instance/bench/blobs).
 """
 from __future__ import annotations
 
@@ -41,8 +41,11 @@ def bench_env(**extra: str) -> dict[str, str]:
     secret = _key_file("secret_key", secrets.token_urlsafe(48))
     master = _key_file("master_key", base64.b64encode(os.urandom(32)).decode())
     return {**os.environ, "CARNET_INSTANCE_PATH": str(INSTANCE), "CARNET_DATABASE_URL": DATABASE_URL,
-            "CARNET_TASK_QUEUE": "redis", "CARNET_REDIS_URL": REDIS_URL, "CARNET_RATELIMIT_STORAGE_URL": REDIS_URL,
+            "CARNET_TASK_QUEUE": "redis", "CARNET_REDIS_URL": REDIS_URL,
             "CARNET_SECRET_KEY_FILE": str(secret), "CARNET_MASTER_KEY_FILE": str(master),
+            # documents' bytes in a directory of this machine, named explicitly (production mode asks for a
+            # shared store: this one machine is all there is); BENCH_BLOB_DIR to put it elsewhere
+            "CARNET_BLOB_STORE": "file", "CARNET_BLOB_DIR": os.environ.get("BENCH_BLOB_DIR", str(INSTANCE / "blobs")),
             # the production recommendation (docs/deploy.md, "Connections")
             "CARNET_DB_POOL_PRE_PING": "false", **extra}
 

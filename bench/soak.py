@@ -55,7 +55,7 @@ def carnet_env(database_url: str, instance: Path, **extra: str) -> dict[str, str
 
 def carnet(env: dict[str, str], *args: str) -> str:
     """Run one `carnet` command; return its standard output."""
-    done = subprocess.run([sys.executable, "-m", "backend.cli", *args], env=env, cwd=ROOT, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "backend.tools.cli", *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     if done.returncode != 0:
         raise RuntimeError(f"carnet {' '.join(args[:2])} failed: {done.stderr.strip()[-500:]}")
@@ -71,7 +71,7 @@ class LiveServer:
     workers: int = 1
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
-    launcher: list[str] = field(default_factory=lambda: [sys.executable, "-m", "backend.cli"])  # `carnet`
+    launcher: list[str] = field(default_factory=lambda: [sys.executable, "-m", "backend.tools.cli"])  # `carnet`
 
     @property
     def url(self) -> str:

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Serve the backend and open the app; without a display, keep serving and say how to log in.
 set -eu
-"$BIN/carnet" serve --host "$HOST" --port "$PORT" &
+CARNET_PUBLIC_BASE_URL="${CARNET_PUBLIC_BASE_URL:-http://$HOST:$PORT}" "$BIN/carnet" serve --host "$HOST" --port "$PORT" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' INT TERM EXIT
 # wait until the API answers
