@@ -153,6 +153,19 @@ def test_bookable_schedules_offer_slots_a_patient_can_book(pg_app, client):
     assert response.status_code == 201, response.get_json()
 
 
+def test_the_professionals_of_one_batch_are_no_namesakes():
+    """Twenty-six draws from a seed that repeats names: each family name, and each given name until the
+    twenty run out, comes once (the raw floor tells a row's value from a constant by two requests)."""
+    families = benchseed._Unrepeated(benchseed.FAMILY_NAMES)
+    givens = benchseed._Unrepeated(benchseed.GIVEN_F + benchseed.GIVEN_M)
+    rng = random.Random(3)
+    drawn = [(families.pick(rng.choice(benchseed.FAMILY_NAMES)),
+              givens.pick(rng.choice(benchseed.GIVEN_F + benchseed.GIVEN_M))) for _ in range(26)]
+    assert len({f for f, _ in drawn}) == 26
+    assert len({g for _, g in drawn[:20]}) == 20 and len({g for _, g in drawn[20:]}) == 6
+    assert len({rng.choice(benchseed.FAMILY_NAMES) for _ in range(26)}) < 26  # the draws alone repeat
+
+
 def test_the_command_prints_its_report(pg_app, runner, db):
     result = runner.invoke(args=["bench", "seed", "--patients", "3", "--docs-per-patient-mean", "4",
                                  "--professionals", "5"])

@@ -205,14 +205,34 @@ def _append_audit(cur: Any, audit: _Audit) -> int:
     return n
 
 
+class _Unrepeated:
+    """A random pick that, while the names last, moves on to the next name not yet given."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = names
+        self.given: set[str] = set()
+
+    def pick(self, name: str) -> str:
+        if len(self.given) == len(self.names):
+            self.given.clear()
+        i = self.names.index(name)
+        while self.names[i] in self.given:
+            i = (i + 1) % len(self.names)
+        self.given.add(self.names[i])
+        return self.names[i]
+
+
 def _professionals(cur: Any, ids: _Ids, count: int, rng: random.Random, now: dt.datetime,
                    audit: _Audit) -> list[tuple[int, str, str, str]]:
-    """(id, rpps, display name, organisation) of ``count`` new professionals (médecins, pharmaciens…)."""
+    """(id, rpps, display name, organisation) of ``count`` new professionals (médecins, pharmaciens…).
+    Within one call no two share a family or a given name until the lists run out: the raw floor learns
+    what a statement's text is made of from two requests, and two namesakes would teach it a constant."""
     pro_ids = ids.take("professional", count)
     rows, out = [], []
+    families, givens = _Unrepeated(FAMILY_NAMES), _Unrepeated(GIVEN_F + GIVEN_M)
     for pid in pro_ids:
         rpps = f"1{pid:010d}"
-        family, given = rng.choice(FAMILY_NAMES), rng.choice(GIVEN_F + GIVEN_M)
+        family, given = families.pick(rng.choice(FAMILY_NAMES)), givens.pick(rng.choice(GIVEN_F + GIVEN_M))
         profession = rng.choice(("10", "10", "10", "21", "60", "70"))
         specialty = rng.choice(SPECIALTIES)[0] if profession == "10" else None
         org = rng.choice(ORGANISATIONS)
