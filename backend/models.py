@@ -10,8 +10,8 @@ from backend.insurer.models import Insurer, InsurerToken  # noqa: F401
 from backend.notifications.models import Notification, OutboxEmail  # noqa: F401
 from backend.notifications.models import JobClaim, NotificationPreference, PushDelivery, PushSubscription  # noqa: F401
 from backend.professionals.models import Professional, ProfessionalToken  # noqa: F401
-from backend.records.models import (  # noqa: F401
-    Block, Consent, Document, DocumentCode, EmergencyAccess, PatientKey, Record, SubmissionSet,
-    SubmissionSetEntry)
-from backend.records.profile_models import AdvanceDirective, OrganDonation, ProfileEntry, ProfileMeasure  # noqa: F401
+from backend.records.access.models import Block, Consent, EmergencyAccess  # noqa: F401
+from backend.records.documents.models import Document, DocumentCode, SubmissionSet, SubmissionSetEntry  # noqa: F401
+from backend.records.models import PatientKey, Record  # noqa: F401
+from backend.records.profile.models import AdvanceDirective, OrganDonation, ProfileEntry, ProfileMeasure  # noqa: F401
 from migration.models import ImportItem, ImportRun  # noqa: F401

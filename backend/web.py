@@ -30,8 +30,8 @@ from backend.accounts.service import AccountSettings, check_token, touch
 from backend.accounts.models import AccountState, AuthToken, Patient, TokenKind
 from backend.db import ROW_ID_MAX, get_session, utcnow
 from backend.errors import DomainError, Forbidden, Unauthorized, http_exception_response
-from backend.records.access import authorize, authorize_write
-from backend.records.policy import Action, Actor, Area, acting_actor
+from backend.records.access.authorize import authorize, authorize_write
+from backend.records.access.policy import Action, Actor, Area, acting_actor
 from backend.throttle import Throttle
 
 
@@ -374,7 +374,7 @@ def _decide_acting(acting: Acting, write: Action | None) -> None:
     if request.method not in ("GET", "HEAD"):
         authorize_write(session, acting.actor, acting.holder.id, Action.ACCOUNT)  # refused: not the holder
     if area in _AUTHORIZED_BY_ROUTE:
-        from backend.records.policy import decide
+        from backend.records.access.policy import decide
 
         decision = decide(session, acting.actor, acting.holder.id, area=area)
         if decision.allowed:

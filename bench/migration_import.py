@@ -76,7 +76,7 @@ def main() -> None:
     from backend.db import get_db
     from backend.identity import OID_INS_NIR_TEST, InsTraits
     from backend.records.crypto import Vault
-    from backend.records.documents import DocumentMeta, store_document
+    from backend.records.documents.service import DocumentMeta, store_document
     from migration.loader import import_dossier
 
     migrate.upgrade(url)

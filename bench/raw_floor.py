@@ -469,7 +469,7 @@ def document_bytes(results: list[list[dict[str, Any]]], keyring: Any, store: Any
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     from backend.blobs import document_key
-    from backend.records.content import content_context
+    from backend.records.documents.content import content_context
     from backend.records.crypto import NONCE, unwrap
 
     doc = next(rows[0] for rows in results if rows and "sha256" in rows[0] and "patient_id" in rows[0])

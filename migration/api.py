@@ -15,8 +15,8 @@ from backend.db import get_session, utcnow
 from backend.errors import NotFound
 from backend.i18n import message
 from backend.records import vault
-from backend.records.models import Document
-from backend.records.policy import Action
+from backend.records.documents.models import Document
+from backend.records.access.policy import Action
 from migration import schemas as s
 from migration.loader import counts
 from migration.messages import reason_code, warning_code
@@ -62,7 +62,7 @@ def _conflict_groups(patient_id: int) -> list[dict[str, Any]]:
     session = get_session()
     if not services.profile_available(session):
         return []
-    from backend.records import profile
+    from backend.records.profile import service as profile
 
     return [g for g in profile.conflicts(session, vault(session), patient_id) if g["group"].startswith("legacy:")]
 
@@ -120,7 +120,7 @@ def conflicts() -> dict[str, Any]:
 @web.writes(Action.LEGACY_REVIEW)
 def decide(body: dict[str, Any], kind: str, entry_id: int) -> dict[str, Any]:
     """Confirm (keep, visible) or hide one flagged entry; returns the groups still open."""
-    from backend.records import profile
+    from backend.records.profile import service as profile
 
     session = get_session()
     patient = web.current_patient()

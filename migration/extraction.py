@@ -12,7 +12,8 @@ from typing import Any
 
 from lxml import etree
 
-from migration.mapping import PARIS, parse_ts
+from backend.cda import hl7_time
+from migration.mapping import PARIS
 from migration.readers.cda import NS
 
 SECTION_KIND = {
@@ -71,10 +72,10 @@ def _date(stmt: etree._Element) -> str | None:
         low = eff.find("h:low", NS)
         value = low.get("value") if low is not None else None
     if value and len(value.strip()) <= 8:
-        when = parse_ts(value.strip()[:8], PARIS)
+        when = hl7_time(value.strip()[:8], PARIS)
         # a date without a time stays a date (no shift across midnight by the time zone)
         return f"{value.strip()[:4]}-{value.strip()[4:6] or '01'}-{value.strip()[6:8] or '01'}" if when else None
-    when = parse_ts(value, PARIS)
+    when = hl7_time(value, PARIS)
     return when.isoformat() if when else None
 
 

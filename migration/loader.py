@@ -25,7 +25,7 @@ from backend.accounts.models import Patient
 from backend.db import utcnow
 from backend.errors import DomainError
 from backend.records.crypto import Vault
-from backend.records.models import Document
+from backend.records.documents.models import Document
 from migration import mapping, services
 from migration import settings as legacy_settings
 from migration.extraction import LIST_KINDS, extract_entries, list_signature
@@ -34,7 +34,7 @@ from migration.readers import cda as cda_reader
 from migration.readers import xdm as xdm_reader
 from migration.readers.archive import ArchiveRefused
 from migration.readers.dossier import SourceItem, scan
-from migration.xmlsafe import XmlRefused
+from backend.cda import XmlRefused
 
 log = logging.getLogger(__name__)
 
@@ -409,7 +409,7 @@ def _profile(session: Session, vault: Vault, patient_id: int, row: ImportItem, e
 
 def _previous_lists(session: Session, vault: Vault, patient_id: int) -> dict[str, tuple[frozenset[str], list[int]]]:
     """Per list kind: what earlier imported documents said, and the profile entries they created."""
-    from backend.records.profile_models import ProfileEntry
+    from backend.records.profile.models import ProfileEntry
 
     rows = session.execute(select(ImportItem.source, ImportItem.entries_sealed).where(
         ImportItem.patient_id == patient_id, ImportItem.status == "imported",

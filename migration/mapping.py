@@ -16,10 +16,11 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
+from backend.cda import hl7_time
 from backend.identity import (OID_INS_C, OID_INS_NIA, OID_INS_NIA_TEST, OID_INS_NIR, OID_INS_NIR_TEST,
                               OID_NIR_SOCIAL_SECURITY)
+from backend.identity import FRANCE as PARIS  # the one Europe/Paris (backend/identity.py)
 from migration.readers.cda import CdaHeader
 from migration.readers.xdm import XdsCode, XdsEntry
 
@@ -35,7 +36,6 @@ OID_HL7_CONFIDENTIALITY = "2.16.840.1.113883.5.25"
 OID_IDNAT_PS = "1.2.250.1.71.4.2.1"
 SIGNATURE_CLASS = "urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1"
 
-PARIS = ZoneInfo("Europe/Paris")
 MAX_UNIQUE_ID = 128
 
 
@@ -119,37 +119,6 @@ def item_patient_ids(xds: XdsEntry | None, cda: CdaHeader | None, submission_pat
     if cda is not None:
         ids.extend(PatientId(i.root, i.extension or "", "cda") for i in cda.patient_ids if i.extension)
     return ids
-
-
-# --- dates -------------------------------------------------------------------------------------------
-
-_TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{2}:?\d{2}|Z)?$")
-
-
-def parse_ts(value: str | None, default_tz: dt.tzinfo = dt.timezone.utc) -> dt.datetime | None:
-    """HL7 TS (``YYYY[MM[DD[HH[MM[SS]]]]][+HHMM]``) → aware UTC datetime; None if unreadable.
-
-    XDS times are UTC by definition; CDA times without an offset are French local time.
-    """
-    if not value:
-        return None
-    m = _TS.match(value.strip())
-    if not m:
-        return None
-    y, mo, d, h, mi, s, tz = m.groups()
-    try:
-        naive = dt.datetime(int(y), int(mo or 1), int(d or 1), int(h or 0), int(mi or 0), int(s or 0))
-    except ValueError:
-        return None
-    if tz in (None, ""):
-        zone = default_tz
-    elif tz == "Z":
-        zone = dt.timezone.utc
-    else:
-        sign = 1 if tz[0] == "+" else -1
-        digits = tz[1:].replace(":", "")
-        zone = dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-    return naive.replace(tzinfo=zone).astimezone(dt.timezone.utc)
 
 
 # --- category --------------------------------------------------------------------------------------
@@ -339,7 +308,7 @@ def _xds_extra(xds: XdsEntry | None) -> dict[str, object]:
         "events": tuple(c for c in (_coded(e, 128) for e in xds.codes.get("event") or []) if c),
         "language": language if language and re.fullmatch(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*", language)
         and len(language) <= 35 else None,
-        "creation_time": parse_ts(xds.slot("creationTime")), "service_end": parse_ts(xds.slot("serviceStopTime")),
+        "creation_time": hl7_time(xds.slot("creationTime")), "service_end": hl7_time(xds.slot("serviceStopTime")),
         "comments": xds.comments[:10_000] if xds.comments else None,
         "entry_uuid": entry if re.fullmatch(r"urn:uuid:[0-9a-f-]{36}", entry) else None,
     }
@@ -439,15 +408,15 @@ def map_document(*, xds: XdsEntry | None, cda: CdaHeader | None, submission_time
         facility = cda.facility_name or facility or (cda.facility_code.display if cda.facility_code else None)
 
     # dates: when the care happened, and when the document entered the legacy record
-    service = parse_ts(xds.slot("serviceStartTime")) if xds else None
+    service = hl7_time(xds.slot("serviceStartTime")) if xds else None
     if service is None and cda is not None:
-        service = (parse_ts(cda.service_start, PARIS) or parse_ts(cda.encounter_start, PARIS)
-                   or parse_ts(cda.effective_time, PARIS))
+        service = (hl7_time(cda.service_start, PARIS) or hl7_time(cda.encounter_start, PARIS)
+                   or hl7_time(cda.effective_time, PARIS))
     if service is None and xds is not None:
-        service = parse_ts(xds.slot("creationTime"))
-    submitted = parse_ts(submission_time) or (parse_ts(xds.slot("creationTime")) if xds else None)
+        service = hl7_time(xds.slot("creationTime"))
+    submitted = hl7_time(submission_time) or (hl7_time(xds.slot("creationTime")) if xds else None)
     if submitted is None and cda is not None:
-        submitted = parse_ts(cda.effective_time, PARIS)
+        submitted = hl7_time(cda.effective_time, PARIS)
 
     title = (xds.title if xds else None) or (cda.title if cda else None) or \
         (xds_type.display if xds_type else None) or (cda.code.display if cda and cda.code else None) or file_name

@@ -1,4 +1,4 @@
-"""Extracted entries → the fields of the record's profile kinds (``backend/records/profile_kinds.py``):
+"""Extracted entries → the fields of the record's profile kinds (``backend/records/profile/kinds.py``):
 pure functions. Measures go to the measure types by LOINC code, with the unit converted when the
 document uses another one (g → kg, Cel → °C); entries the profile cannot hold stay in the journal."""
 from __future__ import annotations
@@ -21,7 +21,7 @@ def _date_only(value: str | None) -> str | None:
 
 def _measure(entry: dict[str, Any], measured_at: str | None) -> dict[str, Any] | None:
     try:
-        from backend.records.profile_kinds import MEASURE_TYPES
+        from backend.records.profile.kinds import MEASURE_TYPES
     except ImportError:
         return None
     mtype = next((m for m in MEASURE_TYPES.values() if m.loinc == entry.get("code")), None)

@@ -1,7 +1,7 @@
 """The record services the migration writes through, and nothing else: documents via
-``backend.records.documents.store_document``, profile entries via ``backend.records.profile.add_entries``,
-access settings via ``backend.records.consents`` (grant, block, médecin traitant) and
-``backend.records.documents.set_mask_new_documents``. The emergency switches have no service that an
+``backend.records.documents.service.store_document``, profile entries via ``backend.records.profile.service.add_entries``,
+access settings via ``backend.records.access.consents`` (grant, block, médecin traitant) and
+``backend.records.documents.service.set_mask_new_documents``. The emergency switches have no service that an
 importer may call (changing them asks for the patient's password), so they are written on the record
 here, with an audit entry.
 """
@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from backend.audit import service as audit
 from backend.professionals.models import Professional
 from backend.records.crypto import Vault
-from backend.records.models import Document, Record
+from backend.records.documents.models import Document
+from backend.records.models import Record
 from migration.mapping import MappedDocument
 from migration.settings import LegacySettings, ProfessionalRef
 
@@ -31,7 +32,7 @@ class SettingsNotApplicable(Exception):
 def store(session: Session, vault: Vault, patient_id: int, content: bytes, mapped: MappedDocument,
           now: dt.datetime, *, unique_id: str | None = None, title: str | None = None,
           mime_type: str | None = None) -> Document:
-    from backend.records.documents import Coding, DocumentMeta, store_document
+    from backend.records.documents.service import Coding, DocumentMeta, store_document
 
     codes: list[str] = [mapped.confidentiality]
     if mapped.invisible_patient:
@@ -65,8 +66,8 @@ def profile_available(session: Session) -> bool:
     cached = session.info.get("migration.profile_available")
     if cached is None:
         try:
-            from backend.records import profile  # noqa: F401
-            from backend.records.profile_models import ProfileEntry
+            from backend.records.profile import service as profile  # noqa: F401
+            from backend.records.profile.models import ProfileEntry
 
             cached = inspect(session.connection()).has_table(ProfileEntry.__tablename__)
         except ImportError:
@@ -77,7 +78,7 @@ def profile_available(session: Session) -> bool:
 
 def add_entries(session: Session, vault: Vault, patient_id: int, kind: str, items: list[dict[str, Any]],
                 conflict_group: str | None, now: dt.datetime) -> list[int]:
-    from backend.records import profile
+    from backend.records.profile import service as profile
 
     result = profile.add_entries(session, vault, patient_id, kind, items, source="migration",
                                  conflict_group=conflict_group, now=now)
@@ -85,7 +86,7 @@ def add_entries(session: Session, vault: Vault, patient_id: int, kind: str, item
 
 
 def flag_conflict(session: Session, patient_id: int, entry_ids: list[int], group: str) -> None:
-    from backend.records import profile
+    from backend.records.profile import service as profile
 
     profile.flag_conflict(session, patient_id, entry_ids, group)
 
@@ -112,8 +113,8 @@ def _professional(session: Session, ref: ProfessionalRef, pointer: str, now: dt.
 def apply_settings(session: Session, patient_id: int, settings: LegacySettings, now: dt.datetime) -> dict[str, int]:
     """Everything or nothing: the caller's transaction is rolled back on SettingsNotApplicable."""
     from backend.errors import DomainError
-    from backend.records import consents
-    from backend.records.documents import set_mask_new_documents
+    from backend.records.access import consents
+    from backend.records.documents.service import set_mask_new_documents
 
     applied = {"blocked": 0, "authorised": 0, "medecin_traitant": 0, "switches": 0}
     try:

@@ -12,9 +12,10 @@ from PIL import Image
 from backend.db import get_session
 from backend.professionals.models import Professional
 from backend.professionals.service import create_professional
-from backend.records import documents, viewer, vault
-from backend.records.documents import DocumentMeta
-from backend.records.policy import Actor
+from backend.records.documents import service as documents, viewer
+from backend.records import vault
+from backend.records.documents.service import DocumentMeta
+from backend.records.access.policy import Actor
 from tests.helpers import SHARED
 
 EXTERNAL = SHARED / "fixtures" / "external"

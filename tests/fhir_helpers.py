@@ -56,7 +56,7 @@ def make_pro(app: Flask, rpps: str = "10000000001", profession: str = "10", *, s
 
 def grant(app: Flask, patient_id: int, pro: Pro) -> None:
     from backend.db import get_session
-    from backend.records.models import Consent
+    from backend.records.access.models import Consent
 
     with app.app_context():
         session = get_session()

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from backend.tools import backup as backups
 from backend.db import get_db
-from backend.records import consents
+from backend.records.access import consents
 from tests.conftest import POSTGRES_URL, IN_CI, make_app, pg_url
 from tests.helpers import NIR_LOUIS, activate, bearer, create_patient
 from tests.world import make_doc, make_pro

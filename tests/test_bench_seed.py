@@ -15,11 +15,13 @@ from backend.audit import service as audit
 from backend.audit.models import AuditEntry
 from backend.db import get_db
 from backend.identity import validate_nir
-from backend.records import documents as docs
+from backend.records.documents import service as docs
 from backend.records.crypto import Vault
 from backend import blobs
-from backend.records.models import Consent, Document, PatientKey, Record
-from backend.records.profile_models import ProfileEntry, ProfileMeasure
+from backend.records.access.models import Consent
+from backend.records.documents.models import Document
+from backend.records.models import PatientKey, Record
+from backend.records.profile.models import ProfileEntry, ProfileMeasure
 from tests.helpers import bearer, blob_keys
 
 

@@ -19,9 +19,10 @@ from sqlalchemy import create_engine, func, inspect, select, text
 from backend import blobs, migrate
 from backend.accounts.models import Patient
 from backend.db import get_db, get_session
-from backend.records import documents, vault
-from backend.records.documents import DocumentMeta
-from backend.records.models import Document
+from backend.records.documents import service as documents
+from backend.records import vault
+from backend.records.documents.service import DocumentMeta
+from backend.records.documents.models import Document
 from tests.conftest import POSTGRES_URL, IN_CI, make_app, pg_url
 from tests.helpers import (STRONG_PASSWORD, activate, assert_problem, bearer, blob_keys, create_patient, make_nir,
                            sealed_document)

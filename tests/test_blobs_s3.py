@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from backend import blobs
 from backend.accounts.models import Patient
 from backend.db import get_db
-from backend.records.models import Document
+from backend.records.documents.models import Document
 from tests.conftest import empty_store, make_app
 from tests.helpers import STRONG_PASSWORD, activate, assert_problem, bearer, create_patient
 from tests.s3_server import new_prefix

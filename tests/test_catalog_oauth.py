@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from backend.catalog import service as catalog
 from backend.catalog.models import AccessToken, AuthorizationCode, ServiceStatus
-from backend.records.profile_models import ProfileMeasure
-from backend.records import profile
+from backend.records.profile.models import ProfileMeasure
+from backend.records.profile import service as profile
 from backend.records import vault as make_vault
 from tests.catalog_support import authorize, exchange, load, pkce, service_id, service_spec
 from tests.helpers import activate, bearer, create_patient

@@ -107,7 +107,7 @@ def test_retention_purge_removes_only_what_is_past_retention(app, client, runner
 def test_demo_is_idempotent_and_explains_how_to_log_in(runner, client, db):
     import re
 
-    from backend.records.models import Document
+    from backend.records.documents.models import Document
 
     first = runner.invoke(args=["demo"])
     assert first.exit_code == 0, first.output

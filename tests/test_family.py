@@ -410,7 +410,8 @@ def test_the_majority_command_prints_the_letters(app, client, runner, parent, ch
 def test_profile_entries_read_from_secret_care_stay_secret(app, client, db, parent, child):
     """An entry read from a document under the minor's secrecy is not the representative's either (profile
     page, the kind's list, the entry itself); the child's own entries are."""
-    from backend.records import profile, vault
+    from backend.records.profile import service as profile
+    from backend.records import vault
 
     activate_child(client, parent, child)
     pro, _ = make_pro(db, 5, "Medecin")
@@ -438,8 +439,9 @@ def test_a_directive_given_as_secret_care_does_not_show_its_document_to_a_repres
                                                                                           child):
     """The directive's text is the child's record (the representatives manage it), but a document under the
     minor's secrecy it points to is named to nobody who may not see it: not its title, not its id."""
-    from backend.records import profile, vault
-    from backend.records.policy import Scope
+    from backend.records.profile import service as profile
+    from backend.records import vault
+    from backend.records.access.policy import Scope
     from tests.world import sentinel_title
 
     activate_child(client, parent, child)

@@ -35,7 +35,7 @@ from backend.agenda.models import Appointment, Reminder, SlotHold
 from backend.audit import service as audit
 from backend.audit.models import AuditEntry
 from backend import blobs
-from backend.records.models import Document
+from backend.records.documents.models import Document
 from bench.soak import LiveServer, free_port, sign_up
 from tests.agenda.support import make_pro, publish, schedule_body
 from tests.conftest import blob_dir, server_env

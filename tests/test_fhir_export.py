@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from backend.audit.models import AuditEntry
-from backend.records.models import Block
+from backend.records.access.models import Block
 from tests.fhir_helpers import Doc, count, grant, make_pro, post_bundle, provide_bundle, r4, real_cda_documents
 from tests.helpers import NIR_CAMILLE, activate, bearer, create_patient
 
@@ -47,8 +47,9 @@ def download(client, path, token):
 
 def fill_profile(app, patient_id):
     from backend.db import get_session
-    from backend.records import profile, vault
-    from backend.records.policy import Scope
+    from backend.records.profile import service as profile
+    from backend.records import vault
+    from backend.records.access.policy import Scope
 
     with app.app_context():
         session = get_session()

@@ -13,7 +13,7 @@ import pytest
 
 from backend.audit.models import AuditEntry
 from backend.identity import OID_INS_NIR
-from backend.records.models import Document, SubmissionSet
+from backend.records.documents.models import Document, SubmissionSet
 from tests.fhir_helpers import (FHIR_JSON, Doc, audit_actions, count, grant, make_pro, post_bundle, provide_bundle, r4,
                                 search)
 from tests.helpers import NIR_CAMILLE, NIR_LOUIS, SHARED, activate, bearer, create_patient

@@ -14,7 +14,8 @@ import time_machine
 from backend.accounts.models import AccountState, Patient
 from backend.audit.models import AuditEntry
 from backend.identity import OID_INS_NIR, OID_INS_NIR_TEST
-from backend.records.models import Document, EmergencyAccess
+from backend.records.documents.models import Document
+from backend.records.access.models import EmergencyAccess
 from tests.fhir_helpers import (FHIR_JSON, Doc, assert_outcome, audit_actions, cda_type, count, create_test_identity,
                                 grant, make_pro, post_bundle, provide_bundle, r4, real_cda_documents, search,
                                 set_record)
@@ -235,7 +236,7 @@ def test_opposed_account_has_no_record_to_feed(client, app, db, doctor):
 
 
 def test_blocked_professional_reads_nothing(client, app, db, camille, doctor):
-    from backend.records.models import Block
+    from backend.records.access.models import Block
 
     (doc_id,) = deposit(client, doctor, NIR_CAMILLE, Doc(PDF))
     grant(app, camille.patient_id, doctor)
@@ -317,7 +318,7 @@ ENTITY_BEHIND_A_HUGE_TEXT = ENTITY_PAST_THE_HEAD.replace(b"&e;", b"<text>" + b"A
                                            (ENTITY_BEHIND_A_HUGE_TEXT, "fhir_xml_entities")],
                          ids=["external_dtd", "entity_past_the_head", "entity_behind_a_huge_text"])
 def test_unsafe_xml_refuses_the_whole_bundle(client, db, camille, doctor, content, code):
-    """The legacy import's hardened parser decides (migration/xmlsafe.py): the second document, inline, makes
+    """The one hardened parser decides (backend/cda.py): the second document, inline, makes
     the whole submission refused, the first one included; the diagnostics name the entry."""
     before = count(db, AuditEntry)
     bundle = provide_bundle(NIR_CAMILLE, [Doc(PDF, mime="application/pdf"), Doc(content, inline=True)])

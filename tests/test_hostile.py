@@ -250,7 +250,7 @@ def test_fhir_deposit_of_a_cda_with_entities_is_refused(app: Flask, client: Any,
 def test_a_legacy_dossier_of_hostile_files_attaches_nothing(app: Flask, runner: Any, tmp_path: Any) -> None:
     """XXE, billion laughs, a zip bomb and traversal names through `carnet migrate import`: every item is
     refused with its reason, no document is attached."""
-    from backend.records.models import Document
+    from backend.records.documents.models import Document
     from migration.models import ImportItem
     from backend.db import get_db
 

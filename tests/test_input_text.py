@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from backend.agenda.models import Appointment
 from backend.audit.models import AuditEntry
-from backend.records.models import Document
+from backend.records.documents.models import Document
 from tests.fhir_helpers import Doc, assert_outcome, make_pro, post_bundle, provide_bundle
 from tests.helpers import NIR_CAMILLE, STRONG_PASSWORD, activate, assert_problem, bearer, create_patient
 

@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 from backend.audit.models import AuditEntry
 from backend.insurer import feed
 from backend.notifications.models import Notification
-from backend.records.access import AccessRefused, authorize
-from backend.records.models import Consent, Document
-from backend.records.policy import Actor, decide
+from backend.records.access.authorize import AccessRefused, authorize
+from backend.records.access.models import Consent
+from backend.records.documents.models import Document
+from backend.records.access.policy import Actor, decide
 from tests.fhir_helpers import Doc, Pro, assert_outcome, make_pro, post_bundle, provide_bundle, r4
 from tests.helpers import SHARED, activate, bearer, create_patient
 
@@ -210,7 +211,7 @@ def test_the_simulated_history_is_deterministic_and_valid_fhir():
     from backend.fhir.resources import _validation_view   # fhir.resources 6 wants a host in attachment.url
 
     r4(_validation_view(bundle))
-    from backend.records.profile_documents import clinical_document, reimbursement_episodes
+    from backend.records.profile.documents import clinical_document, reimbursement_episodes
 
     parsed = reimbursement_episodes(clinical_document(first))
     assert len(parsed) == len(episodes) and {e["kind"] for e in parsed} == {e.kind for e in episodes}

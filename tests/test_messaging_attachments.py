@@ -17,9 +17,9 @@ from werkzeug.test import encode_multipart
 from backend.audit.models import AuditEntry
 from backend.messaging.models import Attachment, Message, Thread
 from backend.notifications.models import Notification
-from backend.records import documents as docs
+from backend.records.documents import service as docs
 from backend.records.crypto import Vault
-from backend.records.models import Document
+from backend.records.documents.models import Document
 from tests.helpers import assert_problem, blob_keys
 from tests.messaging_support import FHIR, INBOX, communication, outcome_code, send, thread_of
 from tests.world import make_doc

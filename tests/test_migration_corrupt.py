@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from backend.records.models import Document
+from backend.records.documents.models import Document
 from migration.models import ImportItem
 from migration.readers.archive import ArchiveRefused, ZipFiles
 from tests.helpers import activate, bearer, create_patient

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import func, select
 
-from backend.records.models import Document
+from backend.records.documents.models import Document
 from migration.models import ImportItem
 from migration.readers.dossier import scan
 from tests.conftest import server_env

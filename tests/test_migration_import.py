@@ -13,8 +13,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from backend.records import documents, vault
-from backend.records.models import Block, Consent, Document, Record
+from backend.records.documents import service as documents
+from backend.records import vault
+from backend.records.access.models import Block, Consent
+from backend.records.documents.models import Document
+from backend.records.models import Record
 from migration.models import ImportItem, ImportRun
 from tests.helpers import activate, bearer, create_patient
 from tests.migration_support import (BIRTH, LAYOUT, NIR_277, NIR_FLUDR, NIR_PAT_SIX, NIR_PAT_TROIS, NIR_SAUVEUR,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from migration import mapping, settings, xmlsafe
+from backend import cda as xml_core
+from migration import mapping, settings
 from migration.extraction import extract_entries
 from migration.readers import cda, xdm
 from migration.readers.archive import ArchiveRefused, DirFiles, Limits, ZipFiles
@@ -38,7 +39,7 @@ def test_xslt_wrapped_bom_crlf_and_no_declaration() -> None:
     wrapped, _ = cda.parse((V3 / "BIO-CR-BIO_2021.01_Auto-Presentable.xml").read_bytes())
     assert wrapped.wrapped_in_xslt and wrapped.code.code == "11502-2"
     bom = (V3 / "eP-MED-DM_2024.01_PosoStruct.xml").read_bytes()
-    assert bom.startswith(xmlsafe.BOM) and cda.parse(bom)[0].code.code == "57833-6"
+    assert bom.startswith(xml_core.BOM) and cda.parse(bom)[0].code.code == "57833-6"
     nodecl = (V222 / "xdm/XDM_2-CR-BIO/IHE_XDM/IHE_XDM/SUBSET01/DOC00002.XML").read_bytes()
     assert not nodecl.startswith(b"<?xml") and b"\r\n" in nodecl
     assert cda.parse(nodecl)[0].id.key == "1.2.250.1.213.1.1.9.8.1.63451613409007762772^100"
@@ -115,14 +116,14 @@ EXTERNAL_DTD = b"""<?xml version="1.0"?><!DOCTYPE r SYSTEM "http://attacker.exam
                                          (EXTERNAL_DTD, "xml_external_dtd"), (b"<a><b></a>", "xml_malformed"),
                                          (b"", "xml_empty")])
 def test_hostile_xml_refused_with_a_reason(data: bytes, reason: str) -> None:
-    with pytest.raises(xmlsafe.XmlRefused) as caught:
-        xmlsafe.parse(data)
+    with pytest.raises(xml_core.XmlRefused) as caught:
+        xml_core.parse(data)
     assert caught.value.reason == reason
 
 
 def test_xml_size_limit() -> None:
-    with pytest.raises(xmlsafe.XmlRefused) as caught:
-        xmlsafe.parse(b"<r>" + b"x" * 2000 + b"</r>", max_bytes=1000)
+    with pytest.raises(xml_core.XmlRefused) as caught:
+        xml_core.parse(b"<r>" + b"x" * 2000 + b"</r>", max_bytes=1000)
     assert caught.value.reason == "xml_too_large"
 
 
@@ -225,10 +226,10 @@ def test_mapping_from_cda_header() -> None:
 
 
 def test_dates() -> None:
-    assert mapping.parse_ts("20160104150525").isoformat() == "2016-01-04T15:05:25+00:00"
-    assert mapping.parse_ts("201501040822+0100").isoformat() == "2015-01-04T07:22:00+00:00"
-    assert mapping.parse_ts("20170730", mapping.PARIS).isoformat() == "2017-07-29T22:00:00+00:00"
-    assert mapping.parse_ts("garbage") is None and mapping.parse_ts("20171340") is None
+    assert xml_core.hl7_time("20160104150525").isoformat() == "2016-01-04T15:05:25+00:00"
+    assert xml_core.hl7_time("201501040822+0100").isoformat() == "2015-01-04T07:22:00+00:00"
+    assert xml_core.hl7_time("20170730", mapping.PARIS).isoformat() == "2017-07-29T22:00:00+00:00"
+    assert xml_core.hl7_time("garbage") is None and xml_core.hl7_time("20171340") is None
 
 
 def test_structured_extraction() -> None:

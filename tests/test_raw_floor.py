@@ -19,7 +19,7 @@ from backend.audit import service as audit
 from backend.audit.models import AuditEntry
 from backend.db import get_db
 from backend.professionals.models import Professional
-from backend.records.models import Consent
+from backend.records.access.models import Consent
 from bench import raw_floor
 
 pytestmark = pytest.mark.postgres

@@ -6,10 +6,11 @@ import pytest
 from sqlalchemy import func, select
 
 from backend.audit.models import AuditEntry
-from backend.records import consents
-from backend.records.access import AccessRefused, authorize
-from backend.records.models import Block, Consent, Record
-from backend.records.policy import Actor, Purpose, decide
+from backend.records.access import consents
+from backend.records.access.authorize import AccessRefused, authorize
+from backend.records.access.models import Block, Consent
+from backend.records.models import Record
+from backend.records.access.policy import Actor, Purpose, decide
 from tests.helpers import NIR_LOUIS, STRONG_PASSWORD, activate, assert_problem, bearer, create_patient
 from tests.world import make_doc, make_pro, rpps_of
 

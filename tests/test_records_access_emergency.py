@@ -14,10 +14,11 @@ from sqlalchemy.orm import sessionmaker
 from backend.audit.models import AuditEntry
 from backend.db import get_db
 from backend.notifications.models import Notification
-from backend.records import consents
-from backend.records.access import AccessRefused, authorize
-from backend.records.models import EmergencyAccess, Record
-from backend.records.policy import Actor, PolicySettings, Purpose, configure
+from backend.records.access import consents
+from backend.records.access.authorize import AccessRefused, authorize
+from backend.records.access.models import EmergencyAccess
+from backend.records.models import Record
+from backend.records.access.policy import Actor, PolicySettings, Purpose, configure
 from tests.world import make_doc, make_patient, make_pro, sentinel_title
 
 T0 = dt.datetime(2026, 5, 4, 8, 0, tzinfo=dt.timezone.utc)

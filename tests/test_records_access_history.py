@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from backend.audit import service as audit
 from backend.audit.models import AuditEntry
-from backend.records import consents
-from backend.records.access import AccessRefused, authorize
-from backend.records.policy import Actor, Purpose
+from backend.records.access import consents
+from backend.records.access.authorize import AccessRefused, authorize
+from backend.records.access.policy import Actor, Purpose
 from tests.helpers import NIR_LOUIS, activate, assert_problem, bearer, create_patient
 from tests.world import make_doc, make_pro
 

@@ -32,10 +32,12 @@ from sqlalchemy import select
 from backend.accounts.models import AccountState, AuthToken, Patient, TokenKind
 from backend.family.models import CarerLink, CarerState, LegalRepresentative, RepresentationState
 from backend.notifications.service import notify
-from backend.records import consents
-from backend.records.models import Block, Consent, Document, Record
-from backend.records.policy import (NO_TARGET, WRITE_RULES, Action, Actor, Correspondent, Purpose, decide,
-                                    decide_write)
+from backend.records.access import consents
+from backend.records.access.models import Block, Consent
+from backend.records.documents.models import Document
+from backend.records.models import Record
+from backend.records.access.policy import (NO_TARGET, WRITE_RULES, Action, Actor, Correspondent, Purpose, decide,
+                                           decide_write)
 from tests.access_matrix import (PARAM_RE, Family, World, assert_every_route_is_in_the_matrix, expand, family_of,
                                  rule_policies)
 from tests.helpers import NIR_LOUIS, activate, bearer, create_patient, make_nir
@@ -597,7 +599,7 @@ def test_the_profession_matrix_is_a_setting(database_url):
     try:
         factory = get_db(custom).session_factory
         with factory() as session:
-            from backend.records.policy import settings_of
+            from backend.records.access.policy import settings_of
 
             settings = settings_of(session)
             assert settings.matrix == {"10": {"categories": ["BIOLOGIE"], "types": ["11502-2"]}}
@@ -894,7 +896,7 @@ def _counts(db, pid: int) -> tuple[int, ...]:
     from backend.agenda.models import Appointment
     from backend.audit.models import AuditEntry
     from backend.messaging.models import Message
-    from backend.records.profile_models import ProfileMeasure
+    from backend.records.profile.models import ProfileMeasure
 
     db.expire_all()
 

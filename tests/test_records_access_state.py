@@ -16,13 +16,14 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from sqlalchemy import select
 
 from backend.errors import DomainError
-from backend.records import consents
-from backend.records.access import AccessRefused, authorize
-from backend.records.models import Document, Record
+from backend.records.access import consents
+from backend.records.access.authorize import AccessRefused, authorize
+from backend.records.documents.models import Document
+from backend.records.models import Record
 from backend.accounts.models import AccountState
 from backend.family import service as family
 from backend.family.models import CarerState, LegalRepresentative, RepresentationState
-from backend.records.policy import Action, Actor, Area, Purpose, decide, decide_write
+from backend.records.access.policy import Action, Actor, Area, Purpose, decide, decide_write
 from tests.world import make_doc, make_patient, make_pro
 
 START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)

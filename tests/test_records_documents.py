@@ -16,11 +16,14 @@ from backend.db import get_session
 from backend.errors import DomainError, Forbidden
 from backend.notifications.models import Notification
 from backend.professionals.models import Professional
-from backend.records import documents, vault
-from backend.records.documents import DocumentMeta
+from backend.records.documents import service as documents
+from backend.records import vault
+from backend.records.documents.service import DocumentMeta
 from backend import blobs
-from backend.records.models import Consent, Document, Record
-from backend.records.policy import Actor, decide
+from backend.records.access.models import Consent
+from backend.records.documents.models import Document
+from backend.records.models import Record
+from backend.records.access.policy import Actor, decide
 from tests.documents_support import BIO_L1, CDA3, IMG_PDF, LDL_SES, REAL_DOCUMENTS, deposit, make_pro, read
 from tests.helpers import Patient, assert_problem, blob_keys, sealed_document
 

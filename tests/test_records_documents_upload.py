@@ -13,7 +13,7 @@ from werkzeug.test import encode_multipart
 
 from backend.audit.models import AuditEntry
 from backend.notifications.models import Notification
-from backend.records.models import Document
+from backend.records.documents.models import Document
 from tests.helpers import assert_problem, blob_keys
 from tests.documents_support import IMG_PDF, RTF, TXT, page_image, read
 

@@ -11,7 +11,7 @@ import time
 import pytest
 from PIL import Image
 
-from backend.records import viewer
+from backend.records.documents import viewer
 from tests.helpers import assert_problem
 from tests.documents_support import BIO_L1, CDA3, EXTERNAL, IMG_PDF, LDL_SES, deposit, make_pro, read
 

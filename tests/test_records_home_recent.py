@@ -7,9 +7,9 @@ import io
 
 from backend.db import get_session
 from backend.professionals.models import Professional
-from backend.records import documents
-from backend.records.models import Document
-from backend.records.policy import Actor
+from backend.records.documents import service as documents
+from backend.records.documents.models import Document
+from backend.records.access.policy import Actor
 from tests.documents_support import IMG_PDF, LDL_SES, REAL_DOCUMENTS, deposit, make_pro, read
 
 DAY = dt.timedelta(days=1)

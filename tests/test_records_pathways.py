@@ -12,10 +12,11 @@ from sqlalchemy import func, select
 
 from backend.audit.models import AuditEntry
 from backend.db import get_session
-from backend.records import profile, vault
-from backend.records.models import Document
-from backend.records.policy import Actor
-from backend.records.profile_models import ProfileEntry
+from backend.records.profile import service as profile
+from backend.records import vault
+from backend.records.documents.models import Document
+from backend.records.access.policy import Actor
+from backend.records.profile.models import ProfileEntry
 from tests.fhir_helpers import EDISP, Doc, make_pro, post_bundle, provide_bundle, r4, vaccine_dispensation
 from tests.helpers import SHARED, activate, assert_problem, bearer, create_patient, make_nir
 
@@ -459,7 +460,7 @@ def test_entries_follow_the_visibility_of_their_document(app, client, db, camill
     page = client.get(PROFILE, headers=camille.headers).get_json()
     assert page["entries"]["implant"]["total"] == 1 and page["hidden_count"] == 1
     other = make_pro(app, "10000000009", family="Autre", given="Paul")
-    from backend.records.models import Consent
+    from backend.records.access.models import Consent
 
     with app.app_context():
         session = get_session()

@@ -15,11 +15,12 @@ from backend.audit.models import AuditEntry
 from backend.db import get_session
 from backend.professionals.models import Professional
 from backend.professionals.service import create_professional
-from backend.records import profile, vault
-from backend.records.documents import write_content
-from backend.records.models import Document
-from backend.records.profile_kinds import MEASURE_TYPES
-from backend.records.profile_models import AdvanceDirective, OrganDonation, ProfileEntry, ProfileMeasure
+from backend.records.profile import service as profile
+from backend.records import vault
+from backend.records.documents.service import write_content
+from backend.records.documents.models import Document
+from backend.records.profile.kinds import MEASURE_TYPES
+from backend.records.profile.models import AdvanceDirective, OrganDonation, ProfileEntry, ProfileMeasure
 from tests.helpers import NIR_LOUIS, activate, assert_problem, bearer, create_patient
 
 PROFILE = "/api/v1/record/profile"

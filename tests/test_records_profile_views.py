@@ -15,12 +15,15 @@ from backend.audit.models import AuditEntry
 from backend.db import get_session, utcnow
 from backend.professionals.models import Professional
 from backend.professionals.service import create_professional
-from backend.records import profile, vault
-from backend.records.access import AccessRefused
-from backend.records.documents import write_content
-from backend.records.models import Consent, Document, Record
-from backend.records.policy import Actor, Purpose
-from backend.records.profile_models import ProfileEntry
+from backend.records.profile import service as profile
+from backend.records import vault
+from backend.records.access.authorize import AccessRefused
+from backend.records.documents.service import write_content
+from backend.records.access.models import Consent
+from backend.records.documents.models import Document
+from backend.records.models import Record
+from backend.records.access.policy import Actor, Purpose
+from backend.records.profile.models import ProfileEntry
 from tests.helpers import SHARED, activate, assert_problem, bearer, create_patient, login
 
 CDA3 = SHARED / "fixtures" / "external" / "ans-testcontenucda-3.0"

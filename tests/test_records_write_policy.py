@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from backend.agenda.models import Appointment
 from backend.audit.models import AuditEntry
 from backend.messaging.models import Message
-from backend.records.models import Document
+from backend.records.documents.models import Document
 from tests.fhir_helpers import (FHIR_JSON, OID_INS_NIR, Doc, Pro, assert_outcome, grant, post_bundle, provide_bundle,
                                 search)
 from tests.helpers import NIR_CAMILLE, NIR_LOUIS, STRONG_PASSWORD, activate, assert_problem, bearer, create_patient
@@ -424,7 +424,7 @@ WRITE_REFUSALS = ["other_patient", "account_closed", "not_permitted", "blocked",
 @pytest.mark.parametrize("reason", WRITE_REFUSALS)
 def test_every_write_refusal_reads_in_french_and_english(app, reason):
     from backend.i18n import MESSAGES, message
-    from backend.records.policy import refusal_code, write_refusal
+    from backend.records.access.policy import refusal_code, write_refusal
 
     with app.app_context():
         code = refusal_code(write_refusal(reason))

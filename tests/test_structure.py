@@ -132,11 +132,12 @@ def test_single_document_reads_go_through_authorize_document() -> None:
     """The routes that serve one document (the app's, a professional's, a connected service's) ask
     ``access.authorize_document``; none assembles the decision, the scope check and the trace by hand."""
     backend = TESTS.parent / "backend"
-    routes = [backend / "records" / "api_documents.py", backend / "fhir" / "api.py",
+    routes = [backend / "records" / "documents" / "api.py", backend / "fhir" / "api.py",
               backend / "catalog" / "service_api.py"]
-    assert {path.name: "authorize_document" in _calls(path) for path in routes} == {p.name: True for p in routes}
-    assert {path.name: sorted(_calls(path) & {"decide", "permits", "get_document"}) for path in routes} == {
-        p.name: [] for p in routes}
+    named = {str(path.relative_to(backend)): path for path in routes}
+    assert {name: "authorize_document" in _calls(path) for name, path in named.items()} == dict.fromkeys(named, True)
+    assert {name: sorted(_calls(path) & {"decide", "permits", "get_document"}) for name, path in named.items()} == {
+        name: [] for name in named}
 
 
 def test_the_owner_scope_is_written_once() -> None:

@@ -16,8 +16,8 @@ from backend.identity import InsTraits
 from backend.professionals.models import Professional
 from backend.professionals.service import create_professional
 from backend.records.crypto import Vault
-from backend.records.documents import write_content
-from backend.records.models import Document
+from backend.records.documents.service import write_content
+from backend.records.documents.models import Document
 from tests.helpers import make_nir
 
 

@@ -1,6 +1,6 @@
 """What the home screen says of the account: the sign-in before this one, and the recent activity on the
 account (sign-ins, password, devices…), consecutive repeats grouped, a failed sign-in on a line of its own
-marked as an alert. Reads the audit trail; the access history (``backend.records.history``) is the place for
+marked as an alert. Reads the audit trail; the access history (``backend.records.access.history``) is the place for
 what professionals and services did."""
 from __future__ import annotations
 

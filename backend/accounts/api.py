@@ -15,8 +15,8 @@ from backend.accounts.activity import account_activity
 from backend.accounts.models import TokenKind
 from backend.db import get_session
 from backend.i18n import message
-from backend.records import api_documents as record_documents
-from backend.records.policy import Action
+from backend.records.documents import api as record_documents
+from backend.records.access.policy import Action
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Patient account lifecycle")
 

@@ -20,7 +20,7 @@ from backend.db import get_session
 from backend.errors import DomainError
 from backend.identity import age_on
 from backend.i18n import language, message
-from backend.records.policy import Action
+from backend.records.access.policy import Action
 
 blp = Blueprint("agenda", __name__, url_prefix="/api/v1/agenda", description="Health agenda")
 ICS_MIME = "text/calendar"
@@ -284,7 +284,8 @@ def _item_out(item: prevention.Item, lang: str) -> dict[str, Any]:
 
 def _vaccinations(patient: Any) -> tuple[prevention.Vaccination, ...]:
     """The profile's confirmed vaccinations: the calendar follows them (a dispensed vaccine once confirmed)."""
-    from backend.records import profile, vault
+    from backend.records.profile import service as profile
+    from backend.records import vault
 
     session = get_session()
     return prevention.vaccinations_from(profile.confirmed_vaccinations(session, vault(session), patient.id))

@@ -34,8 +34,8 @@ from backend.errors import DomainError, NotFound
 from backend.i18n import message
 from backend.notifications.service import notify
 from backend.professionals.models import Professional
-from backend.records.access import authorize_write
-from backend.records.policy import Action, Actor
+from backend.records.access.authorize import authorize_write
+from backend.records.access.policy import Action, Actor
 from backend.security import new_token, token_digest
 
 UTC = dt.timezone.utc

@@ -23,7 +23,7 @@ from backend.catalog.vocabulary import NATIONAL, PERMISSIONS, REGIONS, THEMES
 from backend.db import get_session, utcnow
 from backend.errors import DomainError
 from backend.i18n import message
-from backend.records.policy import Action
+from backend.records.access.policy import Action
 
 blp = Blueprint("catalog", __name__, url_prefix="/api/v1/catalog",
                 description="Catalogue of referenced services and consented data sharing")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from backend.i18n import message, register_messages
-from backend.records import messages_access  # noqa: F401  (the document category labels)
+from backend.records.access import messages as messages_access  # noqa: F401  (the document category labels)
 
 register_messages({
     # themes

@@ -45,14 +45,14 @@ import backend.fhir.layer as layer
 import backend.fhir.profile_resources as profile_resources
 import backend.fhir.resources as fhir
 from backend.i18n import message
-from backend.records import documents
-from backend.records import profile
-from backend.records import profile_kinds as pk
+from backend.records.documents import service as documents
+from backend.records.profile import service as profile
+from backend.records.profile import kinds as pk
 from backend.records import vault
-from backend.records.access import authorize, authorize_document, authorize_write
-from backend.records.models import Document
-from backend.records.policy import Action, Actor
-from backend.records.profile_models import ProfileMeasure
+from backend.records.access.authorize import authorize, authorize_document, authorize_write
+from backend.records.documents.models import Document
+from backend.records.access.policy import Action, Actor
+from backend.records.profile.models import ProfileMeasure
 
 PREFIX = "/api/service/v1/fhir"
 PAGE_DEFAULT, PAGE_MAX = 20, 100

@@ -15,8 +15,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from backend.records import profile_kinds as pk
-from backend.records.documents import CATEGORIES
+from backend.records.profile import kinds as pk
+from backend.records.documents.service import CATEGORIES
 
 THEMES = ("chronic_disease", "teleconsultation", "pharmacy", "vaccination", "pregnancy", "mental_health",
           "physical_activity", "addiction", "hearing", "sleep", "nutrition", "prevention", "ageing",

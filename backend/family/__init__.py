@@ -2,7 +2,7 @@
 
 Links between accounts (``models``), their lifecycle (``service``: activating a minor's record, inviting a
 second representative, naming a carer, revoking, majority), and their routes (``api``). What a
-representative or a carer may read and write in the record is decided in ``backend.records.policy``.
+representative or a carer may read and write in the record is decided in ``backend.records.access.policy``.
 """
 from __future__ import annotations
 

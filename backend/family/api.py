@@ -17,7 +17,7 @@ from backend.db import get_session
 from backend.family import service
 from backend.family.models import CarerLink
 from backend.i18n import message
-from backend.records.policy import Action
+from backend.records.access.policy import Action
 
 blp = web.Blueprint("family", __name__, url_prefix="/api/v1/family",
                     description="Family space: children's records, legal representatives, carers")

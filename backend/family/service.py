@@ -12,7 +12,7 @@
 - At majority (``come_of_age``, run daily by ``backend.family.tasks``) the representatives' links end, the
   young adult's account awaits its own activation (a new letter's code) and the record and history stay.
 
-What a representative or a carer may then do in the record is decided by ``backend.records.policy``.
+What a representative or a carer may then do in the record is decided by ``backend.records.access.policy``.
 """
 from __future__ import annotations
 

@@ -27,10 +27,11 @@ import backend.fhir.service as service
 from backend.fhir.layer import SearchParam, base_url, fhir_response, invalid_search, params
 from backend.i18n import message
 from backend.professionals.models import Professional
-from backend.records import documents, vault
-from backend.records.access import AccessRefused, authorize, authorize_document
-from backend.records.models import Document, SubmissionSet
-from backend.records.policy import EMERGENCY_PURPOSES, Purpose, Scope
+from backend.records.documents import service as documents
+from backend.records import vault
+from backend.records.access.authorize import AccessRefused, authorize, authorize_document
+from backend.records.documents.models import Document, SubmissionSet
+from backend.records.access.policy import EMERGENCY_PURPOSES, Purpose, Scope
 
 bp = layer.FhirBlueprint("fhir_mhd", __name__)
 

@@ -19,7 +19,7 @@ from backend.db import get_session
 from backend.errors import DomainError
 from backend.professionals.models import Professional
 from backend.professionals.service import BearerTokenAuthenticator, ProfessionalAuthenticator
-from backend.records.policy import Actor, Purpose
+from backend.records.access.policy import Actor, Purpose
 
 EXTENSION = "carnet.professional_authenticator"  # shared with the agenda's FHIR routes
 

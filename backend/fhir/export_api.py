@@ -14,9 +14,9 @@ from backend.accounts.models import Patient
 from backend.db import get_db, get_session, utcnow
 from backend.fhir.layer import public_base_url
 from backend.records import export
-from backend.records.access import authorize
+from backend.records.access.authorize import authorize
 from backend.records.crypto import Vault
-from backend.records.policy import Scope
+from backend.records.access.policy import Scope
 
 blp = Blueprint("record_export", __name__, url_prefix="/api/v1/record/export",
                 description="Take my data with me: the whole record, to keep or to take elsewhere")

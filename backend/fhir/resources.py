@@ -26,12 +26,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend import cda
 from backend.errors import DomainError
 import backend.fhir.messages  # noqa: F401  (the diagnostics texts)
 from backend.identity import INS_OIDS
 from backend.professionals.service import structure_id_from
-from backend.records.documents import Coding
-import migration.xmlsafe as xmlsafe
+from backend.records.documents.service import Coding
 
 FHIR_MIME = "application/fhir+json"
 BASE = "https://carnet.example/fhir"
@@ -514,12 +514,12 @@ _ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
 
 def _refuse_unsafe_xml(data: bytes, entry: str) -> None:
     """Any content that is XML (whatever its declared type: the viewer sniffs bytes, not labels) goes
-    through ``migration.xmlsafe``, the one hardened parser; only its entity and DTD refusals apply here."""
-    if not xmlsafe.strip_bom(data).lstrip().startswith(b"<"):
+    through ``backend.cda``, the one hardened parser; only its entity and DTD refusals apply here."""
+    if not cda.strip_bom(data).lstrip().startswith(b"<"):
         return  # PDF, images, plain text: not XML
     try:
-        xmlsafe.parse(data, max_bytes=len(data))  # the size was checked against the document limit
-    except xmlsafe.XmlRefused as refused:
+        cda.parse(data, max_bytes=len(data))  # the size was checked against the document limit
+    except cda.XmlRefused as refused:
         code = UNSAFE_XML_REASONS.get(refused.reason)
         if code is None and _ENTITY_DECLARATION.search(data):
             # the parser stops at the first fault (a text node past libxml2's cap…): a declaration it never
@@ -909,7 +909,7 @@ def _source_patient_out(doc: Any) -> tuple[dict[str, Any] | None, dict[str, Any]
 def document_reference(doc: Any, holder: Any, base_url: str, extras: DocumentExtras | None = None) -> dict[str, Any]:
     """records.models.Document (+ its Patient) → an IHE MHD Comprehensive DocumentReference; the bytes are at
     Binary/{id}. Every XDS metadata the document came with is returned with its code system and display."""
-    from backend.records.documents import CLASS_SYSTEM, type_label
+    from backend.records.documents.service import CLASS_SYSTEM, type_label
 
     extras = extras or DocumentExtras()
     contained, authors = _author_out(doc)

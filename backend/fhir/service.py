@@ -30,11 +30,12 @@ from backend.errors import DomainError
 from backend.fhir.resources import DocumentDeposit, DocumentExtras, Submission, SubmissionSetData
 from backend.insurer.models import Insurer
 from backend.professionals.models import Professional
-from backend.records import documents
+from backend.records.documents import service as documents
 from backend.records.crypto import Vault
-from backend.records.access import authorize_write
-from backend.records.models import Document, DocumentCode, Record, SubmissionSet, SubmissionSetEntry
-from backend.records.policy import Action, Actor, Scope, insurer_may_deposit
+from backend.records.access.authorize import authorize_write
+from backend.records.documents.models import Document, DocumentCode, SubmissionSet, SubmissionSetEntry
+from backend.records.models import Record
+from backend.records.access.policy import Action, Actor, Scope, insurer_may_deposit
 
 
 

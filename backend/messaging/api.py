@@ -24,7 +24,7 @@ from backend.professionals.models import Professional
 from backend.professionals.service import profession_label
 from backend.records import vault
 from backend.records.crypto import Vault
-from backend.records.policy import Action
+from backend.records.access.policy import Action
 
 blp = web.Blueprint("inbox", __name__, url_prefix="/api/v1/inbox",
                     description="The secure inbox: conversations with health professionals")

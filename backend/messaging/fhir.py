@@ -21,7 +21,7 @@ from typing import Any
 from backend.errors import DomainError
 import backend.fhir.resources as resources
 from backend.messaging.service import NewFile, extension_for
-from backend.records.documents import UPLOAD_TYPES
+from backend.records.documents.service import UPLOAD_TYPES
 
 EXTENSION_BASE = f"{resources.BASE}/StructureDefinition"
 EXT_REPLIES_ALLOWED = f"{EXTENSION_BASE}/communication-replies-allowed"

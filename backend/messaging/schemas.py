@@ -6,7 +6,7 @@ from marshmallow import validate
 
 from backend.accounts.schemas import StrictSchema
 from backend.messaging.service import BODY_MAX, SUBJECT_MAX
-from backend.records.documents import PATIENT_UPLOAD_TYPES, TITLE_MAX
+from backend.records.documents.service import PATIENT_UPLOAD_TYPES, TITLE_MAX
 from backend.web import PAGE_MAX, Upload
 
 FILE_TYPES = "PDF, JPG/JPEG, PNG, TIF/TIFF, RTF or TXT, at most 10 MB each (the content must be what the name says)"

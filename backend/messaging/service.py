@@ -42,11 +42,11 @@ from backend.notifications.models import Notification
 from backend.notifications.service import notify
 from backend.professionals.models import Professional
 from backend.professionals.service import PROFESSIONS
-from backend.records import documents as docs
-from backend.records.access import authorize, authorize_write
+from backend.records.documents import service as docs
+from backend.records.access.authorize import authorize, authorize_write
 from backend.records.crypto import Vault
-from backend.records.models import Document
-from backend.records.policy import Action, Actor, Correspondent
+from backend.records.documents.models import Document
+from backend.records.access.policy import Action, Actor, Correspondent
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from backend.notifications import schemas as s
 from backend.notifications import service as notifications
 from backend.notifications.models import Notification, PushSubscription
 from backend.notifications.settings import NotificationSettings
-from backend.records.policy import Action
+from backend.records.access.policy import Action
 
 blp = Blueprint("notifications", __name__, url_prefix="/api/v1", description="Notifications and push")
 

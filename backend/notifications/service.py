@@ -17,7 +17,7 @@ from backend.db import utcnow
 from backend.errors import DomainError, NotFound
 from backend.notifications import messages
 from backend.notifications.models import Notification, NotificationPreference
-from backend.records.models import Document
+from backend.records.documents.models import Document
 
 # Kinds the patient can switch off, and the ones they cannot (any professional or emergency access).
 SWITCHABLE_KINDS = ("message", "document", "appointment", "service", "screening")

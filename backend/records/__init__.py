@@ -11,20 +11,20 @@ from backend.records.crypto import Keyring, Vault
 
 
 def init_app(app: Flask) -> None:
-    from backend.records import messages  # noqa: F401
-    from backend.records import messages_profile  # noqa: F401
-    from backend.records.api_profile import blp as profile_blp
+    from backend.records.access import messages  # noqa: F401
+    from backend.records.profile import messages as messages_profile  # noqa: F401
+    from backend.records.profile.api import blp as profile_blp
     from backend.records.cli import keys_group
 
     app.extensions["carnet.keyring"] = _keyring(app)
     app.cli.add_command(keys_group)
     # Documents: patient uploads up to 10 MB (domain.md, config CARNET_UPLOAD_MAX_BYTES), and their endpoints.
-    from backend.records.api_documents import blp as documents_blp
+    from backend.records.documents.api import blp as documents_blp
 
     app.config.setdefault("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
     app.extensions["carnet.api"].register_blueprint(documents_blp)
     app.extensions["carnet.api"].register_blueprint(profile_blp)
-    from backend.records import api_access  # the access page and history; attaches the policy settings
+    from backend.records.access import api as api_access  # the access page and history; attaches the policy settings
 
     api_access.init_app(app)
 

@@ -35,11 +35,12 @@ from backend.db import utcnow
 import backend.fhir.profile_resources as pr
 import backend.fhir.resources as fr
 from backend.professionals.models import Professional
-from backend.records import documents as docs
+from backend.records.documents import service as docs
 from backend.records.crypto import Vault
-from backend.records.content import ContentIntegrityError, read_content
-from backend.records.models import Block, Consent, Document
-from backend.records.policy import Scope
+from backend.records.documents.content import ContentIntegrityError, read_content
+from backend.records.access.models import Block, Consent
+from backend.records.documents.models import Document
+from backend.records.access.policy import Scope
 
 DOCUMENT_BATCH = 20
 AUDIT_BATCH = 500
@@ -74,7 +75,7 @@ def _audit_entries(session: Session, patient_id: int) -> Iterator[AuditEntry]:
 
 
 def _profile(session: Session, vault: Vault, patient_id: int) -> dict[str, list[dict[str, Any]]]:
-    from backend.records import profile
+    from backend.records.profile import service as profile
 
     return profile.profile_for_export(session, vault, patient_id)
 

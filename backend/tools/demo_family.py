@@ -21,9 +21,9 @@ from backend.accounts.models import AccountState, Patient
 from backend.family.models import CarerLink, CarerState, LegalRepresentative, RepresentationState
 from backend.identity import InsTraits, nir_key
 from backend.professionals.models import Professional
-from backend.records import documents as docs
+from backend.records.documents import service as docs
 from backend.records import vault as record_vault
-from backend.records.policy import Actor
+from backend.records.access.policy import Actor
 
 CHILD_NIR = "1210975056123" + nir_key("1210975056123")      # Léo, born 3 September 2021 in Paris
 PARENT_NIR = "1520563113045" + nir_key("1520563113045")     # Jean, born May 1952 in Clermont-Ferrand

@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 from backend.accounts.models import Patient
 from backend.professionals.models import Professional
 from backend.professionals.service import create_professional
-from backend.records.documents import DocumentMeta, store_document
+from backend.records.documents.service import DocumentMeta, store_document
 from backend.records.crypto import Vault
-from backend.records.models import Document
+from backend.records.documents.models import Document
 
 NAMESPACE = uuid.UUID("0b7c4f5e-93a1-4b7e-8e4c-d3f5a2c1e9b0")
 LOINC = "2.16.840.1.113883.6.1"
@@ -147,7 +147,7 @@ def _dispensation(uid: str, when: dt.date, pharmacist: Professional) -> bytes:
 
 def _store(session: Session, patient: Patient, pro: Professional, content: bytes, uid: str, *, type_code: str,
            class_code: str, title: str, when: dt.date, now: dt.datetime) -> None:
-    from backend.records.policy import Actor
+    from backend.records.access.policy import Actor
 
     meta = DocumentMeta(
         title=title, mime_type="text/xml", unique_id=uid, class_code=class_code, type_code=type_code,
@@ -228,7 +228,7 @@ def _insurer_feed(session: Session, patient: Patient, now: dt.datetime) -> None:
     """The Assurance Maladie's last monthly history (the document its feed deposits, as the insurer)."""
     from backend.insurer.credentials import DEFAULT_CODE, by_code, create_insurer
     from backend.insurer.feed import cnam_hr, simulated_episodes, unique_id
-    from backend.records.policy import Actor
+    from backend.records.access.policy import Actor
 
     insurer = by_code(session, DEFAULT_CODE)
     if insurer is None:

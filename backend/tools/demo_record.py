@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -26,15 +25,15 @@ from backend.catalog import service as catalog
 from backend.catalog.models import CatalogConnection, CatalogService
 from backend.professionals import service as pros
 from backend.professionals.models import Professional
-from backend.records import consents
-from backend.records import documents as docs
-from backend.records import profile
+from backend.records.access import consents
+from backend.records.documents import service as docs
+from backend.records.profile import service as profile
 from backend.records import vault as record_vault
-from backend.records.access import authorize
-from backend.records.models import EmergencyAccess
-from backend.records.policy import Actor, Purpose, Scope
+from backend.records.access.authorize import authorize
+from backend.records.access.models import EmergencyAccess
+from backend.records.access.policy import Actor, Purpose, Scope
+from backend.identity import FRANCE as PARIS  # the one Europe/Paris (backend/identity.py)
 
-PARIS = ZoneInfo("Europe/Paris")
 # (RPPS, family name, given name, profession, specialty, organisation)
 CARDIOLOGIST = ("10101234580", "Roux", "Paul", "10", "SM04", "Clinique des Dômes")
 EMERGENCY_DOCTOR = ("10101234581", "Garnier", "Luc", "10", "SM54", "SAMU 63 - CHU de Clermont-Ferrand")

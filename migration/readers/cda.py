@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from migration import xmlsafe
+from backend import cda as core_cda
+from backend.cda import HL7
 
-HL7 = "urn:hl7-org:v3"
 NS = {"h": HL7}
-XSL = "http://www.w3.org/1999/XSL/Transform"
 
 
 @dataclass(frozen=True)
@@ -90,20 +89,20 @@ class NotCda(ValueError):
 
 def find_clinical_document(root: etree._Element) -> tuple[etree._Element, bool]:
     """The ClinicalDocument element and whether it sat inside an XSLT stylesheet."""
-    if root.tag == f"{{{HL7}}}ClinicalDocument":
+    if root.tag == core_cda.CLINICAL_DOCUMENT:
         return root, False
-    if root.tag in (f"{{{XSL}}}stylesheet", f"{{{XSL}}}transform"):
-        found = next(root.iter(f"{{{HL7}}}ClinicalDocument"), None)
+    if core_cda.is_stylesheet(root):
+        found = core_cda.clinical_document(root)
         if found is not None:
             return found, True
         raise NotCda("xslt_without_cda", "an XSLT stylesheet that embeds no ClinicalDocument")
-    if xmlsafe.localname(root) == "ClinicalDocument":
+    if core_cda.localname(root) == "ClinicalDocument":
         raise NotCda("cda_wrong_namespace", "ClinicalDocument outside the urn:hl7-org:v3 namespace")
-    raise NotCda("not_cda", f"root element is {xmlsafe.localname(root) or '?'}")
+    raise NotCda("not_cda", f"root element is {core_cda.localname(root) or '?'}")
 
 
 def parse(data: bytes) -> tuple[CdaHeader, etree._Element]:
-    root = xmlsafe.parse(data)
+    root = core_cda.parse(data)
     doc, wrapped = find_clinical_document(root)
     return read_header(doc, wrapped), doc
 

@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 
 from lxml import etree
 
-from migration import xmlsafe
+from backend import cda
 from migration.readers.archive import ArchiveRefused, PackageFiles
 
 # XDS classification schemes and external identifiers (ITI TF-3 4.2.5)
@@ -134,15 +134,15 @@ def _localized(el: etree._Element | None) -> str | None:
 
 def parse_metadata(data: bytes) -> tuple[Submission, list[XdsEntry]]:
     """Read a METADATA.XML (bare SubmitObjectsRequest, or a SOAP envelope holding one)."""
-    root = xmlsafe.parse(data)
+    root = cda.parse(data)
     if next(root.iter("{*}RegistryObjectList"), None) is None:
-        raise xmlsafe.XmlRefused("xdm_metadata_unrecognised",
-                                 f"no RegistryObjectList in METADATA ({xmlsafe.localname(root)})")
+        raise cda.XmlRefused("xdm_metadata_unrecognised",
+                             f"no RegistryObjectList in METADATA ({cda.localname(root)})")
     submission = Submission()
     entries: list[XdsEntry] = []
     signed: set[str] = set()
     for el in root.iter("{*}RegistryPackage", "{*}ExtrinsicObject", "{*}Association"):
-        kind = xmlsafe.localname(el)
+        kind = cda.localname(el)
         if kind == "Association":
             if (el.get("associationType") or "").endswith(":signs") or el.get("associationType") == SIGNS:
                 signed.add(el.get("sourceObject") or "")
@@ -218,7 +218,7 @@ def read_subset(files: PackageFiles, metadata_name: str) -> XdmSubset:
                  if n != metadata_name and PurePosixPath(n).parent.as_posix() == (folder or ".")]
     try:
         submission, entries = parse_metadata(files.read(metadata_name))
-    except (xmlsafe.XmlRefused, ArchiveRefused) as exc:  # unreadable metadata: the subset is set aside whole
+    except (cda.XmlRefused, ArchiveRefused) as exc:  # unreadable metadata: the subset is set aside whole
         return XdmSubset(folder, metadata_name, Submission(), [], in_folder, (exc.reason, exc.explanation))
     by_lower = {n.lower(): n for n in files.names()}
     claimed: set[str] = set()

@@ -47,8 +47,9 @@ from backend import create_app
 from backend.db import get_session
 from backend.professionals.models import Professional
 from backend.professionals.service import create_professional
-from backend.records import documents as docs, vault
-from backend.records.policy import Actor
+from backend.records.documents import service as docs
+from backend.records import vault
+from backend.records.access.policy import Actor
 
 HL7 = "{urn:hl7-org:v3}"
 spec = json.loads(sys.argv[1])

@@ -23,7 +23,7 @@ entries and may show it), so professionals who may not see the document do not r
 Entries are idempotent by ``source_key``: a device is identified by its category and implant date (and
 its unique identifier, lot or serial when the document gives one), so the same implant told by two
 documents is one entry; a re-deposit or a re-import adds nothing. Parsing uses the hardened parser of
-``profile_documents``; only the few document types that carry such entries are parsed.
+``profile/documents.py``; only the few document types that carry such entries are parsed.
 """
 from __future__ import annotations
 
@@ -36,13 +36,13 @@ from typing import Any
 from lxml import etree
 from sqlalchemy.orm import Session
 
-from backend.records import profile
+from backend.records.profile import service as profile
 from backend.records.crypto import Vault
-from backend.records.models import Document
-from backend.records.profile_documents import (DISPENSATION_CLASS, DISPENSATION_TYPE, NS, _Narrative, _text,
+from backend.records.documents.models import Document
+from backend.records.profile.documents import (DISPENSATION_CLASS, DISPENSATION_TYPE, NS, _Narrative, _text,
                                                clinical_document, dispensed_items, document_instance_id, hl7_time,
                                                is_vaccine)
-from backend.records.profile_kinds import PARIS
+from backend.records.profile.kinds import PARIS
 
 log = logging.getLogger(__name__)
 

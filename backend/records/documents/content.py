@@ -1,7 +1,7 @@
 """The bytes of a document: sealed with the patient's key (AES-GCM, bound to ``document:<id>``), kept in
 the blob store (``backend.blobs``), checked against the recorded sha256 on every read. Below
 ``records.documents`` (which stores and lists documents) so that the profile's readers of documents
-(``profile_documents``, ``profile_derived``) and the exports reach the bytes without importing it."""
+(``profile/documents.py``, ``profile/derived.py``) and the exports reach the bytes without importing it."""
 from __future__ import annotations
 
 import hashlib
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from backend import blobs
 from backend.records.crypto import Vault
-from backend.records.models import Document
+from backend.records.documents.models import Document
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
@@ -25,13 +24,13 @@ from backend.audit.models import AuditEntry
 from backend.i18n import MESSAGES, message
 from backend.professionals.models import Professional
 from backend.professionals.service import profession_label
-from backend.records.models import Document
-from backend.records.policy import ACTING_KINDS
+from backend.records.documents.models import Document
+from backend.records.access.policy import ACTING_KINDS
+from backend.identity import FRANCE as LOCAL_TZ  # the one Europe/Paris (backend/identity.py)
 
 ACTOR_KINDS = ("patient", "professional", "service", "representative", "carer", "insurer", "system", "operator",
                "anonymous")
 EMERGENCY = ("ETREAT", "BTG")
-LOCAL_TZ = ZoneInfo("Europe/Paris")
 EXPORT_MAX_ROWS = 5000
 
 

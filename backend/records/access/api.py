@@ -1,6 +1,6 @@
 """The patient's access page and access history, under /api/v1/record/access… and /api/v1/record/history.
 
-Thin: parse, call :mod:`backend.records.consents` / :mod:`backend.records.history`, commit, shape.
+Thin: parse, call :mod:`backend.records.access.consents` / :mod:`backend.records.access.history`, commit, shape.
 ``init_app`` also reads the policy settings (``CARNET_PROFESSION_MATRIX``,
 ``CARNET_EMERGENCY_ACCESS_MINUTES``) and attaches them to the app's sessions.
 """
@@ -20,11 +20,11 @@ from backend.db import get_db, get_session, utcnow
 from backend.errors import DomainError
 from backend.i18n import language, message
 from backend.professionals.models import Professional
-from backend.records import consents, history
-from backend.records import messages_access  # noqa: F401  (registers the texts)
-from backend.records import policy
-from backend.records import schemas_access as s
-from backend.records.policy import Action
+from backend.records.access import consents, history
+from backend.records.access import messages as messages_access  # noqa: F401  (registers the texts)
+from backend.records.access import policy
+from backend.records.access import schemas as s
+from backend.records.access.policy import Action
 
 blp = Blueprint("record_access", __name__, url_prefix="/api/v1/record",
                 description="Who may see the record: authorisations, blocks, emergency settings, access history")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from backend.records.history import ACTOR_KINDS
+from backend.records.access.history import ACTOR_KINDS
 from backend.web import PageArgs
 
 

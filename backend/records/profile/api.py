@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session
 from backend import records, web
 from backend.db import get_session
 from backend.i18n import message
-from backend.records import profile as service
-from backend.records import profile_documents as views
-from backend.records import profile_kinds as pk
-from backend.records import schemas_profile as s
-from backend.records.access import authorize
+from backend.records.profile import service
+from backend.records.profile import documents as views
+from backend.records.profile import kinds as pk
+from backend.records.profile import schemas as s
+from backend.records.access.authorize import authorize
 from backend.records.crypto import Vault
-from backend.records.policy import Action, Area, Scope
+from backend.records.access.policy import Action, Area, Scope
 
 blp = Blueprint("record_profile", __name__, url_prefix="/api/v1/record",
                 description="Medical profile, measures, advance directives and wishes")

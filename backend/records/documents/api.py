@@ -18,12 +18,13 @@ from sqlalchemy.orm import Session
 from backend import web
 from backend.db import get_session
 from backend.i18n import message
-from backend.records import documents as docs
-from backend.records import schemas_documents as s
-from backend.records import vault, viewer
-from backend.records.access import authorize, authorize_document
-from backend.records.models import Document
-from backend.records.policy import Action, Actor, Scope
+from backend.records.documents import service as docs
+from backend.records.documents import schemas as s
+from backend.records import vault
+from backend.records.documents import viewer
+from backend.records.access.authorize import authorize, authorize_document
+from backend.records.documents.models import Document
+from backend.records.access.policy import Action, Actor, Scope
 
 blp = web.Blueprint("record_documents", __name__, url_prefix="/api/v1/record/documents",
                     description="The patient's documents: list, view, download, upload, masking")

@@ -6,7 +6,7 @@ mask/unmask, "mask new documents by default"); the author's release of an INVISI
 DMP migration and the inbox all call it, so hashing, encryption at rest, the patient category, the
 visibility flags, idempotency, the notification and the audit entry are decided here once.
 
-Reads take the :class:`~backend.records.policy.Scope` that ``authorize``/``decide`` returned: listings
+Reads take the :class:`~backend.records.access.policy.Scope` that ``authorize``/``decide`` returned: listings
 filter with ``scope.document_filter()``, single reads check ``scope.permits``-equivalent SQL, so a
 document outside the scope is simply "not found". No Flask; functions only flush.
 """
@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import uuid
-import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,19 +31,20 @@ from backend.audit import service as audit
 from backend.db import utcnow
 from backend.errors import DomainError, NotFound
 from backend.notifications.service import notify
-from backend.records import messages_documents  # noqa: F401  (registers the messages)
-from backend.records import profile_derived, viewer
-from backend.records.content import (ContentIntegrityError, content_context, read_content,  # noqa: F401 (the
-                                     write_content)  # module's API: callers read bytes through documents)
+from backend.records.documents import messages as messages_documents  # noqa: F401  (registers the messages)
+from backend.records.profile import derived as profile_derived
+from backend.records.documents import viewer
+from backend.records.documents.content import (ContentIntegrityError, content_context,  # noqa: F401 (the
+                                               read_content, write_content)  # module's API: callers read bytes here)
 from backend.records.crypto import Vault
-from backend.records.models import (Document, DocumentCode, Record, SubmissionSet,
-                                    SubmissionSetEntry)
-from backend.records.access import authorize_write
-from backend.records.policy import Action, Actor, Scope, decide, is_owner_scope, owner_scope
+from backend.records.documents.models import Document, DocumentCode, SubmissionSet, SubmissionSetEntry
+from backend.records.models import Record
+from backend.records.access.authorize import authorize_write
+from backend.records.access.policy import Action, Actor, Scope, decide, is_owner_scope, owner_scope
+from backend.identity import FRANCE as PARIS  # the one Europe/Paris (backend/identity.py)
 
 log = logging.getLogger(__name__)
 
-PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 
 # --- codes (domain.md; ANS value sets JDV_J06 classCode, JDV_J07 typeCode, JDV_J08 confidentiality) ---
 
@@ -642,7 +642,7 @@ def _filters(scope: Scope, filters: ListFilters, *, with_categories: bool = True
     return conditions
 
 
-# What a documents page item shows (``api_documents._item``) and what its cursor needs.
+# What a documents page item shows (``documents/api.py``, ``_item``) and what its cursor needs.
 LISTED_COLUMNS = (Document.id, Document.title, Document.category, Document.type_code, Document.class_code,
                   Document.author_name, Document.author_rpps, Document.author_profession, Document.author_specialty,
                   Document.author_organisation, Document.service_date, Document.submitted_at, Document.mime_type,

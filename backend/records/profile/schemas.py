@@ -1,6 +1,6 @@
 """Request and response shapes of the medical-profile endpoints (they document the OpenAPI).
 
-Entry, measure and organ-donation bodies are checked by the service (``profile_kinds``), which answers in
+Entry, measure and organ-donation bodies are checked by the service (``kinds.py``), which answers in
 French field by field; their schemas here pass the JSON object through and describe it.
 """
 from __future__ import annotations

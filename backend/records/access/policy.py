@@ -51,7 +51,9 @@ from backend.accounts.models import AccountState, Patient
 from backend.db import utcnow
 from backend.family.models import CarerLink, CarerState, LegalRepresentative, RepresentationState, parse_scopes
 from backend.professionals.models import Professional
-from backend.records.models import Block, Consent, Document, EmergencyAccess, Record
+from backend.records.access.models import Block, Consent, EmergencyAccess
+from backend.records.documents.models import Document
+from backend.records.models import Record
 
 
 class Purpose(str, enum.Enum):

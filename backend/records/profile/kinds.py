@@ -12,11 +12,10 @@ import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from backend.errors import DomainError
+from backend.identity import FRANCE as PARIS  # the one Europe/Paris (backend/identity.py)
 
-PARIS = ZoneInfo("Europe/Paris")
 SOURCES = ("patient", "professional", "migration")
 EARLIEST = dt.date(1900, 1, 1)
 # a measure entered a few minutes "ahead" because of a phone's clock is not refused

@@ -7,9 +7,9 @@ import marshmallow as ma
 from marshmallow import validate
 
 from backend.accounts.schemas import HomeOut, StrictSchema
-from backend.records.documents import (CATEGORIES, COMMENT_MAX, ORDERS, PATIENT_UPLOAD_TYPES, REMOVAL_REASONS,
-                                       SORTS, TITLE_MAX)
-from backend.records.viewer import DEFAULT_WIDTH, MAX_WIDTH
+from backend.records.documents.service import (CATEGORIES, COMMENT_MAX, ORDERS, PATIENT_UPLOAD_TYPES, REMOVAL_REASONS,
+                                               SORTS, TITLE_MAX)
+from backend.records.documents.viewer import DEFAULT_WIDTH, MAX_WIDTH
 from backend.web import PAGE_MAX, Upload
 
 

@@ -25,15 +25,16 @@ from lxml import etree
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+import backend.cda
+from backend.cda import HL7
 from backend.records.crypto import Vault
-from backend.records.content import ContentIntegrityError, read_content
-from backend.records.models import Document
-from backend.records.policy import Scope
-from backend.records.profile_kinds import PARIS
+from backend.records.documents.content import ContentIntegrityError, read_content
+from backend.records.documents.models import Document
+from backend.records.access.policy import Scope
+from backend.records.profile.kinds import PARIS
 
 log = logging.getLogger(__name__)
 
-HL7 = "urn:hl7-org:v3"
 NS = {"h": HL7, "pharm": "urn:ihe:pharm:medication"}
 DISPENSATION_CLASS, DISPENSATION_TYPE = "43", "60593-1"
 REIMBURSEMENT_CLASS, REIMBURSEMENT_TYPE = "60", "REMB"
@@ -58,9 +59,6 @@ REIMBURSEMENT_DOCUMENTS_PARSED = 24   # the newest current REMB documents read f
 REIMBURSEMENT_MONTHS = 24             # the window the patient sees (seeds: « les 24 derniers mois »)
 EPISODE_KINDS = ("consultations", "medicines", "biology", "imaging", "hospital", "devices", "vaccines")
 MAX_PARSE_BYTES = 20 * 1024 * 1024
-
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                          huge_tree=False, remove_comments=True, remove_pis=True)
 
 
 def _date_of(doc: Document) -> dt.datetime:
@@ -105,36 +103,14 @@ def clinical_document(raw: bytes | None) -> etree._Element | None:
     if not raw or len(raw) > MAX_PARSE_BYTES or b"ClinicalDocument" not in raw:
         return None
     try:
-        root = etree.fromstring(raw, _PARSER)
-    except etree.XMLSyntaxError:
+        return backend.cda.clinical_document(backend.cda.parse(raw, max_bytes=MAX_PARSE_BYTES))
+    except backend.cda.XmlRefused:
         return None
-    if root.tag == f"{{{HL7}}}ClinicalDocument":
-        return root
-    return next(root.iter(f"{{{HL7}}}ClinicalDocument"), None)
-
-
-_TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$")
 
 
 def hl7_time(value: str | None) -> dt.datetime | None:
-    """An HL7 TS ("20241225093000+0100", "20190526") as an aware UTC datetime (no offset: French time)."""
-    if not value:
-        return None
-    m = _TS.match(value.strip())
-    if not m:
-        return None
-    year, month, day, hour, minute, second, offset = m.groups()
-    try:
-        if offset:
-            sign = 1 if offset[0] == "+" else -1
-            tz: dt.tzinfo = dt.timezone(sign * dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
-        else:
-            tz = PARIS
-        value_dt = dt.datetime(int(year), int(month or 1), int(day or 1), int(hour or 0),
-                               int(minute or 0), int(second or 0), tzinfo=tz)
-    except ValueError:
-        return None
-    return value_dt.astimezone(dt.timezone.utc)
+    """An HL7 TS as an aware UTC datetime; a document's time without an offset is French time."""
+    return backend.cda.hl7_time(value, PARIS)
 
 
 def _text(el: etree._Element | None) -> str | None:

@@ -4,7 +4,7 @@ switches, the "what can this professional see" preview and the access page.
 
 Pure domain logic: functions take a Session and only flush; every change is written to the audit trail
 in the caller's transaction (the patient reads it in the access history). What a change means for an
-access is decided in one place, :func:`backend.records.policy.decide`: nothing here is cached, so a
+access is decided in one place, :func:`backend.records.access.policy.decide`: nothing here is cached, so a
 revocation or a block counts on the professional's next request.
 """
 from __future__ import annotations
@@ -25,11 +25,13 @@ from backend.errors import DomainError, NotFound
 from backend.professionals.models import Professional
 from backend.professionals.service import normalize_rpps
 from backend.professionals.service import profession_label as _profession_label
-from backend.records import history
-from backend.records.models import Block, Consent, Document, EmergencyAccess, Record
-from backend.records.access import authorize_write
-from backend.records.policy import (Action, Actor, Purpose, Scope, decide, is_blocked, owner_scope, professional_scope,
-                                    settings_of)
+from backend.records.access import history
+from backend.records.access.models import Block, Consent, EmergencyAccess
+from backend.records.documents.models import Document
+from backend.records.models import Record
+from backend.records.access.authorize import authorize_write
+from backend.records.access.policy import (Action, Actor, Purpose, Scope, decide, is_blocked, owner_scope,
+                                           professional_scope, settings_of)
 from backend.throttle import Throttle
 
 SEARCH_MIN_LENGTH = 2

@@ -31,11 +31,12 @@ from backend.audit import service as audit
 from backend.db import utcnow
 from backend.errors import DomainError, Forbidden, NotFound
 from backend.professionals.models import Professional
-from backend.records import profile_kinds as pk
+from backend.records.profile import kinds as pk
 from backend.records.crypto import Vault
-from backend.records.models import Document, Record
-from backend.records.policy import Actor, Purpose, Scope
-from backend.records.profile_models import AdvanceDirective, OrganDonation, ProfileEntry, ProfileMeasure
+from backend.records.documents.models import Document
+from backend.records.models import Record
+from backend.records.access.policy import Actor, Purpose, Scope
+from backend.records.profile.models import AdvanceDirective, OrganDonation, ProfileEntry, ProfileMeasure
 
 PER_KIND_ON_PAGE = 50     # the profile page shows at most this many entries per kind (then "see all")
 RECENT_POINTS = 12        # points per measure type on the profile page (sparklines)
@@ -937,7 +938,7 @@ def read_profile_as(session: Session, vault: Vault, actor: Actor, patient_id: in
     """A professional's (or service's) read of the profile: the access decision, its trace in the audit
     trail (and an emergency's notification), then :func:`profile_for_export` within the granted scope.
     Raises ``AccessRefused`` (403, trace kept) when the policy says no."""
-    from backend.records.access import authorize
+    from backend.records.access.authorize import authorize
 
     scope = authorize(session, actor, patient_id, "profile.read", purpose=purpose, reason=reason, now=now)
     return profile_for_export(session, vault, patient_id, scope=scope)

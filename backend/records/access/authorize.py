@@ -1,6 +1,6 @@
 """Reading and writing the record through the policy, with its trace: the functions every path calls.
 
-``authorize`` asks :func:`backend.records.policy.decide`, writes the access to the audit trail in the
+``authorize`` asks :func:`backend.records.access.policy.decide`, writes the access to the audit trail in the
 caller's transaction (granted or refused, with the purpose and the emergency reason), and for a declared
 emergency records a time-limited ``EmergencyAccess`` and notifies the patient (who cannot switch that
 notification off). A refusal raises :class:`AccessRefused` after the trace is written (``persist``).
@@ -18,9 +18,11 @@ from backend.audit import service as audit
 from backend.db import ROW_ID_MAX, utcnow
 from backend.errors import DomainError, Forbidden, NotFound
 from backend.notifications.service import notify
-from backend.records.models import Document, EmergencyAccess, Record
-from backend.records.policy import (EMERGENCY_PURPOSES, NO_TARGET, Action, Actor, Area, Decision, Purpose, Scope,
-                                    decide, decide_write, refusal_code, settings_of)
+from backend.records.documents.models import Document
+from backend.records.access.models import EmergencyAccess
+from backend.records.models import Record
+from backend.records.access.policy import (EMERGENCY_PURPOSES, NO_TARGET, Action, Actor, Area, Decision, Purpose,
+                                           Scope, decide, decide_write, refusal_code, settings_of)
 
 
 class AccessRefused(DomainError):

@@ -22,9 +22,9 @@ from typing import Any
 
 from lxml import etree
 
+from backend.cda import HL7, XmlRefused, clinical_document, hl7_day
+from backend.cda import parse as parse_xml
 from backend.errors import DomainError
-
-HL7 = "urn:hl7-org:v3"
 
 PDF, PNG, JPEG, TIFF, RTF, XML, TEXT = ("application/pdf", "image/png", "image/jpeg", "image/tiff",
                                         "application/rtf", "text/xml", "text/plain")
@@ -304,24 +304,18 @@ def _png(image: Any) -> bytes:
 # --- CDA ---------------------------------------------------------------------------------------------
 
 def parse_cda(content: bytes) -> etree._Element:
-    """The ClinicalDocument element (also when wrapped in an "auto-presentable" XSLT stylesheet)."""
-    if len(content) > MAX_XML_BYTES:
-        raise NotViewable()
-    # No entity expansion, no DTD, no network. huge_tree only lifts libxml2's 10 MB cap on one text node
-    # (the base64 of a level 1); the input size is bounded above.
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                             remove_comments=True, remove_pis=True, huge_tree=True)
+    """The ClinicalDocument element (also when wrapped in an "auto-presentable" XSLT stylesheet), read by the
+    one hardened parser (``backend.cda``) with one text node allowed past 10 MB (the base64 of a level 1)."""
     try:
-        root = etree.fromstring(content, parser)
-    except (etree.XMLSyntaxError, ValueError):
+        root = parse_xml(content, max_bytes=MAX_XML_BYTES, long_text=True)
+    except XmlRefused:
         raise NotViewable() from None
     if root.getroottree().docinfo.doctype:
         raise NotViewable()  # a CDA never declares a DTD: such a file is not one we read
-    if root.tag == f"{{{HL7}}}ClinicalDocument":
-        return root
-    for found in root.iter(f"{{{HL7}}}ClinicalDocument"):
-        return found
-    raise NotViewable()
+    found = clinical_document(root)
+    if found is None:
+        raise NotViewable()
+    return found
 
 
 def _nonxml_content(body: etree._Element) -> tuple[str | None, bytes]:
@@ -542,17 +536,6 @@ def _text(el: Any) -> str:
     return _inline(el) if el is not None else ""
 
 
-def _hl7_date(value: str | None) -> str | None:
-    """An HL7 TS (YYYYMMDDhhmm…) as an ISO date, or None."""
-    if not value:
-        return None
-    m = re.match(r"^(\d{4})(\d{2})?(\d{2})?", value)
-    if not m:
-        return None
-    y, mo, d = m.group(1), m.group(2) or "01", m.group(3) or "01"
-    return f"{y}-{mo}-{d}"
-
-
 def _person(el: Any) -> str:
     if el is None:
         return ""
@@ -624,7 +607,7 @@ def narrative(content: bytes) -> Narrative:
             authors.append({"name": name or None, "organisation": _text(org) or None})
     custodian = cda.find(f"{{{HL7}}}custodian/{{{HL7}}}assignedCustodian/"
                          f"{{{HL7}}}representedCustodianOrganization/{{{HL7}}}name")
-    result = Narrative(title=title, date=_hl7_date(effective.get("value") if effective is not None else None),
+    result = Narrative(title=title, date=hl7_day(effective.get("value") if effective is not None else None),
                        document_type=(code.get("displayName") if code is not None else None) or None,
                        authors=authors, custodian=_text(custodian) or None)
     body = cda.find(f"{{{HL7}}}component/{{{HL7}}}nonXMLBody")

@@ -1,0 +1,1 @@
+"""Documents of the record: deposit, storage, listing, reading, viewing."""
