@@ -450,6 +450,14 @@ class PageArgs(ma.Schema):
     cursor = ma.fields.String(load_default=None)
 
 
+def page_of(item: type[ma.Schema], name: str, **fields: ma.fields.Field) -> type[ma.Schema]:
+    """The schema of one page of a listing (microblog-api's paginated response is the model): ``items``,
+    the opaque ``next_cursor`` (null on the last page), then the listing's own ``fields``; ``name`` is
+    its name in the OpenAPI document."""
+    return ma.Schema.from_dict({"items": ma.fields.List(ma.fields.Nested(item)),
+                                "next_cursor": ma.fields.String(allow_none=True), **fields}, name=name)
+
+
 def encode_cursor(value: int) -> str:
     """A listing's position that is one integer (an id, an offset), in the one cursor format."""
     return cursors.encode(value)

@@ -145,3 +145,22 @@ def test_the_owner_scope_is_written_once() -> None:
     spelled = [str(path.relative_to(TESTS.parent)) for path in sorted((TESTS.parent / "backend").rglob("*.py"))
                if "see_masked=True)" in path.read_text(encoding="utf-8") and path.name != "policy.py"]
     assert spelled == []
+
+
+def test_a_page_of_a_listing_is_made_by_page_of() -> None:
+    """A listing's page (``items`` then ``next_cursor``) is ``web.page_of(item, name, **extra)``, not a schema
+    written out by hand; and a page keeps its OpenAPI name (the class name it had)."""
+    from backend.records.documents.schemas import DocumentPageOut
+
+    backend = TESTS.parent / "backend"
+    by_hand = []
+    for path in sorted(backend.rglob("schemas.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ClassDef):
+                fields = [t.id for a in node.body if isinstance(a, ast.Assign) for t in a.targets
+                          if isinstance(t, ast.Name)]
+                if fields[:2] == ["items", "next_cursor"]:
+                    by_hand.append(f"{path.relative_to(backend)}:{node.name}")
+    assert by_hand == []
+    assert DocumentPageOut.__name__ == "DocumentPageOut"
+    assert list(DocumentPageOut().fields)[:4] == ["items", "next_cursor", "total", "categories"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from backend.web import page_of
+
 
 class StrictSchema(ma.Schema):
     class Meta:
@@ -119,9 +121,7 @@ class DeviceOut(ma.Schema):
     current = ma.fields.Boolean()
 
 
-class DevicePageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(DeviceOut))
-    next_cursor = ma.fields.String(allow_none=True)
+DevicePageOut = page_of(DeviceOut, "DevicePageOut")
 
 
 class PasswordChangeIn(StrictSchema):

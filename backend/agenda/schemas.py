@@ -14,6 +14,7 @@ from backend import web
 from backend.accounts.schemas import StrictSchema
 from backend.agenda.prevention import STATUSES
 from backend.agenda.service import VISIT_TYPES
+from backend.web import page_of
 
 
 class AgendaPlaceOut(ma.Schema):
@@ -54,9 +55,7 @@ class AgendaSlotOut(ma.Schema):
                                                                "until then (CARNET_AGENDA_CANCEL_CUTOFF_HOURS)"})
 
 
-class AgendaSlotPageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(AgendaSlotOut))
-    next_cursor = ma.fields.String(allow_none=True)
+AgendaSlotPageOut = page_of(AgendaSlotOut, "AgendaSlotPageOut")
 
 
 class AgendaSpecialtyOut(ma.Schema):
@@ -110,9 +109,7 @@ class AgendaAppointmentOut(ma.Schema):
     reminders = ma.fields.List(ma.fields.DateTime(), metadata={"description": "Pending reminders (detail only)"})
 
 
-class AgendaAppointmentPageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(AgendaAppointmentOut))
-    next_cursor = ma.fields.String(allow_none=True)
+AgendaAppointmentPageOut = page_of(AgendaAppointmentOut, "AgendaAppointmentPageOut")
 
 
 class AgendaEntryIn(StrictSchema):

@@ -6,7 +6,7 @@ from marshmallow import validate
 
 from backend.catalog.models import ReportReason
 from backend.catalog.vocabulary import PERMISSIONS
-from backend.web import PageArgs
+from backend.web import PageArgs, page_of
 
 
 class _Strict(ma.Schema):
@@ -91,9 +91,7 @@ class ServiceOut(ma.Schema):
     connection = ma.fields.Nested(ConnectionOut, allow_none=True)
 
 
-class ServicePageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(ServiceOut))
-    next_cursor = ma.fields.String(allow_none=True)
+ServicePageOut = page_of(ServiceOut, "ServicePageOut")
 
 
 class ServiceDetailOut(ServiceOut):
@@ -114,10 +112,8 @@ class ConnectedOut(ma.Schema):
     permissions = ma.fields.List(ma.fields.Nested(PermissionOut))
 
 
-class ConnectedPageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(ConnectedOut))
-    next_cursor = ma.fields.String(allow_none=True)
-    consent_days = ma.fields.Integer()
+ConnectedPageOut = page_of(ConnectedOut, "ConnectedPageOut",
+                           consent_days=ma.fields.Integer())
 
 
 class AuthorizeCheckOut(ma.Schema):

@@ -7,7 +7,7 @@ from marshmallow import validate
 from backend.accounts.schemas import StrictSchema
 from backend.messaging.service import BODY_MAX, SUBJECT_MAX
 from backend.records.documents.service import PATIENT_UPLOAD_TYPES, TITLE_MAX
-from backend.web import PAGE_MAX, Upload
+from backend.web import PAGE_MAX, Upload, page_of
 
 FILE_TYPES = "PDF, JPG/JPEG, PNG, TIF/TIFF, RTF or TXT, at most 10 MB each (the content must be what the name says)"
 
@@ -51,10 +51,8 @@ class InboxThreadItemOut(ma.Schema):
     archived = ma.fields.Boolean()
 
 
-class InboxThreadPageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(InboxThreadItemOut))
-    next_cursor = ma.fields.String(allow_none=True)
-    unread_threads = ma.fields.Integer(metadata={"description": "Threads with unread messages (inbox and archive)."})
+InboxThreadPageOut = page_of(InboxThreadItemOut, "InboxThreadPageOut", unread_threads=ma.fields.Integer(
+    metadata={"description": "Threads with unread messages (inbox and archive)."}))
 
 
 class InboxThreadArgs(ma.Schema):
@@ -157,9 +155,7 @@ class InboxCorrespondentOut(ma.Schema):
     organisation = ma.fields.String(allow_none=True)
 
 
-class InboxCorrespondentPageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(InboxCorrespondentOut))
-    next_cursor = ma.fields.String(allow_none=True)
+InboxCorrespondentPageOut = page_of(InboxCorrespondentOut, "InboxCorrespondentPageOut")
 
 
 class InboxSaveIn(StrictSchema):

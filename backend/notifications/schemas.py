@@ -5,6 +5,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from backend.notifications.service import KINDS
+from backend.web import page_of
 
 
 class StrictSchema(ma.Schema):
@@ -30,10 +31,8 @@ class NotificationOut(ma.Schema):
     read = ma.fields.Boolean()
 
 
-class NotificationPageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(NotificationOut))
-    next_cursor = ma.fields.String(allow_none=True)
-    unread_count = ma.fields.Integer()
+NotificationPageOut = page_of(NotificationOut, "NotificationPageOut",
+                              unread_count=ma.fields.Integer())
 
 
 class UnreadOut(ma.Schema):

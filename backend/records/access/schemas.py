@@ -5,7 +5,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from backend.records.access.history import ACTOR_KINDS
-from backend.web import PageArgs
+from backend.web import PageArgs, page_of
 
 
 class _StrictAccessSchema(ma.Schema):
@@ -76,9 +76,7 @@ class AccessProfessionalOut(ma.Schema):
     standing = ma.fields.Nested(AccessStandingOut)
 
 
-class AccessDirectoryPageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(AccessProfessionalOut))
-    next_cursor = ma.fields.String(allow_none=True)
+AccessDirectoryPageOut = page_of(AccessProfessionalOut, "AccessDirectoryPageOut")
 
 
 class AccessConsentOut(ma.Schema):
@@ -87,9 +85,7 @@ class AccessConsentOut(ma.Schema):
     professional = ma.fields.Nested(AccessProfessionalOut)
 
 
-class AccessConsentPageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(AccessConsentOut))
-    next_cursor = ma.fields.String(allow_none=True)
+AccessConsentPageOut = page_of(AccessConsentOut, "AccessConsentPageOut")
 
 
 class AccessBlockOut(ma.Schema):
@@ -100,9 +96,7 @@ class AccessBlockOut(ma.Schema):
                                     metadata={"description": "null when the RPPS is not in the directory"})
 
 
-class AccessBlockPageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(AccessBlockOut))
-    next_cursor = ma.fields.String(allow_none=True)
+AccessBlockPageOut = page_of(AccessBlockOut, "AccessBlockPageOut")
 
 
 class AccessRoleOut(ma.Schema):
@@ -156,9 +150,7 @@ class AccessHistoryItemOut(ma.Schema):
     count = ma.fields.Integer(allow_none=True)
 
 
-class AccessHistoryPageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(AccessHistoryItemOut))
-    next_cursor = ma.fields.String(allow_none=True)
+AccessHistoryPageOut = page_of(AccessHistoryItemOut, "AccessHistoryPageOut")
 
 
 class RecordAccessPageOut(ma.Schema):

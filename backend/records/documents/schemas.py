@@ -10,7 +10,7 @@ from backend.accounts.schemas import HomeOut, StrictSchema
 from backend.records.documents.service import (CATEGORIES, COMMENT_MAX, ORDERS, PATIENT_UPLOAD_TYPES, REMOVAL_REASONS,
                                                SORTS, TITLE_MAX)
 from backend.records.documents.viewer import DEFAULT_WIDTH, MAX_WIDTH
-from backend.web import PAGE_MAX, Upload
+from backend.web import PAGE_MAX, Upload, page_of
 
 
 class DocumentListArgs(ma.Schema):
@@ -69,12 +69,11 @@ class CategoryCountOut(ma.Schema):
     count = ma.fields.Integer()
 
 
-class DocumentPageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(DocumentOut))
-    next_cursor = ma.fields.String(allow_none=True)
-    total = ma.fields.Integer(metadata={"description": "Documents matching the filters, all categories"})
-    categories = ma.fields.List(ma.fields.Nested(CategoryCountOut),
-                                metadata={"description": "Per category, the other filters applied"})
+DocumentPageOut = page_of(
+    DocumentOut, "DocumentPageOut",
+    total=ma.fields.Integer(metadata={"description": "Documents matching the filters, all categories"}),
+    categories=ma.fields.List(ma.fields.Nested(CategoryCountOut),
+                              metadata={"description": "Per category, the other filters applied"}))
 
 
 class ViewerOut(ma.Schema):

@@ -10,7 +10,7 @@ import datetime as dt
 import marshmallow as ma
 from marshmallow import validate
 
-from backend.web import PAGE_MAX
+from backend.web import PAGE_MAX, page_of
 
 
 class StrictSchema(ma.Schema):
@@ -78,9 +78,7 @@ class EntryPageArgs(ma.Schema):
     include_hidden = ma.fields.Boolean(load_default=False)
 
 
-class EntryPageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(EntryOut))
-    next_cursor = ma.fields.String(allow_none=True)
+EntryPageOut = page_of(EntryOut, "EntryPageOut")
 
 
 class DeletionOut(ma.Schema):
@@ -186,14 +184,10 @@ class DirectivesOut(ma.Schema):
     organ_donation = ma.fields.Nested(OrganDonationOut, allow_none=True)
 
 
-class DirectivePageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(DirectiveOut))
-    next_cursor = ma.fields.String(allow_none=True)
+DirectivePageOut = page_of(DirectiveOut, "DirectivePageOut")
 
 
-class OrganDonationPageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(OrganDonationOut))
-    next_cursor = ma.fields.String(allow_none=True)
+OrganDonationPageOut = page_of(OrganDonationOut, "OrganDonationPageOut")
 
 
 class KindBucketOut(ma.Schema):
@@ -364,6 +358,4 @@ class ProposalOut(EntryOut):
     document = ma.fields.Nested(ProposalDocumentOut, allow_none=True)
 
 
-class ProposalsOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(ProposalOut))
-    next_cursor = ma.fields.String(allow_none=True)
+ProposalsOut = page_of(ProposalOut, "ProposalsOut")
