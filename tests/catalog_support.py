@@ -7,7 +7,7 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from backend.catalog import service as catalog
+from backend.catalog import operators
 from backend.db import get_session
 from tests.helpers import activate, bearer, create_patient
 
@@ -28,17 +28,17 @@ def service_spec(slug: str, name: str, *, themes: list[str] | None = None, regio
     return spec
 
 
-def load(app, specs: list[dict[str, Any]]) -> catalog.ImportReport:
+def load(app, specs: list[dict[str, Any]]) -> operators.ImportReport:
     with app.app_context():
         session = get_session()
-        report = catalog.import_catalogue(session, specs)
+        report = operators.import_catalogue(session, specs)
         session.commit()
         return report
 
 
 def service_id(app, slug: str) -> int:
     with app.app_context():
-        return catalog.find_service(get_session(), slug).id
+        return operators.find_service(get_session(), slug).id
 
 
 def patient_session(app, client, **kwargs: Any) -> tuple[int, dict[str, str]]:

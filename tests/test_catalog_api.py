@@ -9,7 +9,7 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from backend.catalog import service as catalog
+from backend.catalog import operators
 from backend.notifications.jobs import run_reminders
 from backend.notifications.models import Notification
 from tests.catalog_support import load, service_id, service_spec
@@ -235,7 +235,7 @@ def test_report_a_service(app, client, world, db):
                     headers=h)
     assert r.status_code == 201, r.get_json()
     assert_problem(client.post(f"{BASE}/services/{sid}/reports", json={"reason": "boredom"}, headers=h), 422)
-    reports = catalog.list_reports(db)
+    reports = operators.list_reports(db)
     assert [(x["service"], x["reason"], x["comment"]) for x in reports] == [
         ("journal-diabete", "privacy", "Publicités ciblées")]
     filters = client.get(f"{BASE}/filters", headers=h).get_json()
@@ -270,10 +270,10 @@ def test_seed_catalogue_is_realistic(app, client, world):
     with app.app_context():
         from backend.db import get_session
 
-        report = catalog.import_seed(get_session())
+        report = operators.import_seed(get_session())
         get_session().commit()
         assert len(report.created) >= 20
-        again = catalog.import_seed(get_session())
+        again = operators.import_seed(get_session())
         assert again.created == [] and again.updated == [] and len(again.unchanged) == len(report.created)
     h = world["headers"]
     themes = {t["code"] for t in client.get(f"{BASE}/filters", headers=h).get_json()["themes"]}

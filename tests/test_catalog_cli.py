@@ -134,3 +134,45 @@ def test_an_unquoted_comma_that_cuts_a_permission_text_is_refused(runner, db, tm
     purposes = set(db.scalars(select(ServicePermission.purpose)))
     assert "Retrouver vos résultats de laboratoire (HbA1c, bilan lipidique)." in purposes
     assert "Enregistrer votre tension, surveillée pendant la grossesse." in purposes
+
+
+def test_the_catalogue_file_schema_names_each_fault_of_each_service():
+    """The file's schema (backend/catalog/catalogue_file.py) collects every fault, each with its service."""
+    import datetime as dt
+
+    import pytest
+
+    from backend.catalog.catalogue_file import CatalogFileError, parse_catalogue
+
+    good = service_spec("bon-service", "Bon Service")
+    [spec] = parse_catalogue({"services": [{**good, "name": "  Bon Service  ", "website_url": " ",
+                                            "regions": ["national", 11, "11"]}]})
+    assert (spec.name, spec.website_url, spec.regions, spec.referenced_at) == (
+        "Bon Service", None, ["national", "11"], dt.date(2024, 1, 15))
+    assert spec.permissions == [("measures.weight.read", "Pourquoi measures.weight.read")]
+    assert (spec.client_id, spec.confidential, spec.status) == ("bon-service-client", False, None)
+    bad = {**service_spec("mauvais", "Mauvais"), "name": " ", "colour": "bleu", "status": "perdu",
+           "referenced_at": "15/01/2024", "website_url": 42, "summary": "x" * 301,
+           "permissions": ["measures.weight.read", "measures.weight.read"],
+           "client": {"client_id": "court", "redirect_uris": ["http://example.fr/cb"], "confidential": "oui"}}
+    with pytest.raises(CatalogFileError) as refused:
+        parse_catalogue([bad, "pas un service", {"slug": "Majuscules"}])
+    problems = refused.value.problems
+    expected = [
+        "services[0] (mauvais): unknown field 'colour'",
+        "services[0] (mauvais): 'name' is required",
+        "services[0] (mauvais): 'summary' is longer than 300 characters",
+        "services[0] (mauvais): 'status' must be one of online, offline, suspended, dereferenced",
+        "services[0] (mauvais): 'website_url' must be text",
+        "services[0] (mauvais): 'referenced_at' must be a date (YYYY-MM-DD)",
+        "services[0] (mauvais): permission 'measures.weight.read' listed twice",
+        "services[0] (mauvais): 'client.client_id' must be 8–64 letters, digits, dots, dashes or underscores",
+        "services[0] (mauvais): 'client.redirect_uris' must list https://, loopback http:// or native-app "
+        "(reverse domain) addresses, without fragment",
+        "services[0] (mauvais): 'client.confidential' must be true or false",
+        "services[1]: each service must be a mapping",
+        "services[2] (Majuscules): 'slug' must be 3–64 lowercase letters, digits or dashes",
+        "services[2] (Majuscules): 'publisher' is required",
+    ]
+    assert sorted(set(expected) - set(problems)) == []
+    assert len(problems) == len(set(problems))

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from backend.catalog import service as catalog
+from backend.catalog import operators
 from backend.catalog.models import AccessToken, AuthorizationCode, ServiceStatus
 from backend.records.profile.models import ProfileMeasure
 from backend.records.profile import service as profile
@@ -358,7 +358,7 @@ def test_an_expired_access_token_is_refused_and_refresh_rotates(client, world):
 def test_suspension_cuts_access_until_reinstated(app, client, world, db):
     token = token_for(client, world, "journal-diabete", WRITER)["access_token"]
     assert _works(client, token) == 200
-    catalog.change_status(db, "journal-diabete", ServiceStatus.SUSPENDED)
+    operators.change_status(db, "journal-diabete", ServiceStatus.SUSPENDED)
     db.commit()
     assert _works(client, token) == 401
     # no new token either
@@ -368,7 +368,7 @@ def test_suspension_cuts_access_until_reinstated(app, client, world, db):
     # the patient still sees it among their connections, suspended
     item = client.get("/api/v1/catalog/connections", headers=world["headers"]).get_json()["items"][0]
     assert item["service"]["status"] == "suspended"
-    catalog.change_status(db, "journal-diabete", ServiceStatus.ONLINE)
+    operators.change_status(db, "journal-diabete", ServiceStatus.ONLINE)
     db.commit()
     assert _works(client, token) == 200
 
@@ -376,11 +376,11 @@ def test_suspension_cuts_access_until_reinstated(app, client, world, db):
 def test_dereferencing_cuts_access_for_good(app, client, world, db):
     token = token_for(client, world, "journal-diabete", WRITER)["access_token"]
     assert _works(client, token) == 200
-    result = catalog.change_status(db, "journal-diabete", ServiceStatus.DEREFERENCED)
+    result = operators.change_status(db, "journal-diabete", ServiceStatus.DEREFERENCED)
     db.commit()
     assert result["consents_revoked"] == 1
     assert _works(client, token) == 401
-    catalog.change_status(db, "journal-diabete", ServiceStatus.ONLINE)
+    operators.change_status(db, "journal-diabete", ServiceStatus.ONLINE)
     db.commit()
     assert _works(client, token) == 401   # consents revoked by the de-referencing stay revoked
     assert client.get("/api/v1/catalog/connections", headers=world["headers"]).get_json()["items"] == []

@@ -26,14 +26,15 @@ def catalog_group() -> None:
 
 
 def import_path(path: str) -> dict[str, Any]:
-    from backend.catalog import service as catalog
+    from backend.catalog import operators as catalog
+    from backend.catalog.catalogue_file import CatalogFileError, load_file
     from backend.db import get_session
 
     session = get_session()
     try:
-        report = catalog.import_catalogue(session, catalog.load_file(path))
+        report = catalog.import_catalogue(session, load_file(path))
         session.commit()
-    except catalog.CatalogFileError as exc:
+    except CatalogFileError as exc:
         session.rollback()
         _fail(f"{path} was not imported (nothing was changed):\n" + "\n".join(f"  - {p}" for p in exc.problems))
     return report.as_dict()
@@ -53,13 +54,13 @@ def import_command(file: str) -> None:
 @with_appcontext
 def seed_command() -> None:
     """Import the demonstration catalogue shipped with Carnet (idempotent)."""
-    from backend.catalog.service import SEED_FILE
+    from backend.catalog.catalogue_file import SEED_FILE
 
     _print(import_path(str(SEED_FILE)))
 
 
 def _status(ref: str, status: str) -> None:
-    from backend.catalog import service as catalog
+    from backend.catalog import operators as catalog
     from backend.catalog.models import ServiceStatus
     from backend.db import get_session
     from backend.errors import DomainError
@@ -111,7 +112,7 @@ def offline(service: str) -> None:
 @with_appcontext
 def list_command() -> None:
     """Every service with its status, active connections and reports."""
-    from backend.catalog import service as catalog
+    from backend.catalog import operators as catalog
     from backend.db import get_session
 
     _print({"services": catalog.list_services(get_session())})
@@ -123,7 +124,7 @@ def list_command() -> None:
 @with_appcontext
 def reports(ref: str | None, limit: int) -> None:
     """What patients reported, newest first."""
-    from backend.catalog import service as catalog
+    from backend.catalog import operators as catalog
     from backend.db import get_session
     from backend.errors import DomainError
 
@@ -138,7 +139,7 @@ def reports(ref: str | None, limit: int) -> None:
 @with_appcontext
 def rotate_secret(service: str) -> None:
     """Give SERVICE (a confidential client) a new client secret, printed once."""
-    from backend.catalog import service as catalog
+    from backend.catalog import operators as catalog
     from backend.db import get_session
     from backend.errors import DomainError
 

@@ -139,7 +139,7 @@ def seed(session: Session, config: Any) -> DemoInfo:
         session.execute(update(ProfessionalToken).where(ProfessionalToken.token_hash == token_digest(first_token))
                         .values(revoked_at=now))
     token = _pro_token(session, settings, pro, now)
-    from backend.catalog.service import import_seed  # the demonstration catalogue of services
+    from backend.catalog.operators import import_seed  # the demonstration catalogue of services
 
     import_seed(session, now=now)
     from backend.messaging.demo import seed_inbox  # two conversations from the demo doctor
