@@ -1,6 +1,6 @@
 """The record services the migration writes through, and nothing else: documents via
-``backend.records.documents.service.store_document``, profile entries via ``backend.records.profile.service.add_entries``,
-access settings via ``backend.records.access.consents`` (grant, block, médecin traitant) and
+``backend.records.documents.service.store_document``, profile entries via
+``backend.records.profile.service.add_entries``, access settings via ``backend.records.access.consents`` (grant, block, médecin traitant) and
 ``backend.records.documents.service.set_mask_new_documents``. The emergency switches have no service that an
 importer may call (changing them asks for the patient's password), so they are written on the record
 here, with an audit entry.

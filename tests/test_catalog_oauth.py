@@ -14,6 +14,7 @@ from backend.catalog import operators
 from backend.catalog.models import AccessToken, AuthorizationCode, ServiceStatus
 from backend.records.profile.models import ProfileMeasure
 from backend.records.profile import service as profile
+from backend.records.profile import measures as measure_service
 from backend.records import vault as make_vault
 from tests.catalog_support import authorize, exchange, load, pkce, service_id, service_spec
 from tests.helpers import activate, bearer, create_patient
@@ -43,8 +44,8 @@ def world(app, client, db):
         from backend.db import get_session
 
         session = get_session()
-        profile.add_measure(session, make_vault(session), pid, {"type": "glucose", "value": 1.05, "unit": "g/L"})
-        profile.add_measure(session, make_vault(session), pid, {"type": "weight", "value": 62.5})
+        measure_service.add_measure(session, make_vault(session), pid, {"type": "glucose", "value": 1.05, "unit": "g/L"})
+        measure_service.add_measure(session, make_vault(session), pid, {"type": "weight", "value": 62.5})
         session.commit()
     return {"patient_id": pid, "headers": bearer(tokens["access_token"]), "docs": docs,
             "secret": report.client_secrets["cabinet"]}

@@ -1,7 +1,7 @@
 """The family space: a minor's legal representatives and an adult's carers, through the real routes.
 
 Each representative or carer signs in with their own account and opens the other record with the
-``X-Carnet-Record`` header; what they may read and write is the policy's (``records.policy``).
+``X-Carnet-Record`` header; what they may read and write is the policy's (``records.access.policy``).
 """
 from __future__ import annotations
 
@@ -439,7 +439,7 @@ def test_a_directive_given_as_secret_care_does_not_show_its_document_to_a_repres
                                                                                           child):
     """The directive's text is the child's record (the representatives manage it), but a document under the
     minor's secrecy it points to is named to nobody who may not see it: not its title, not its id."""
-    from backend.records.profile import service as profile
+    from backend.records.profile import directives as directive_service
     from backend.records import vault
     from backend.records.access.policy import Scope
     from tests.world import sentinel_title
@@ -448,7 +448,7 @@ def test_a_directive_given_as_secret_care_does_not_show_its_document_to_a_repres
     pro, _ = make_pro(db, 6, "Medecin")
     secret = make_doc(app, db, child.patient_id, "directive-letter", author=pro, legal_hidden=True)
     with app.app_context():
-        profile.add_directive_version(db, vault(db), Scope(child.patient_id, see_masked=True), "end_of_life",
+        directive_service.add_directive_version(db, vault(db), Scope(child.patient_id, see_masked=True), "end_of_life",
                                       text="Pas d'acharnement", document_id=secret.id)
         db.commit()
     h = record(parent["h"], child.patient_id)
@@ -460,6 +460,6 @@ def test_a_directive_given_as_secret_care_does_not_show_its_document_to_a_repres
     current = client.get("/api/v1/record/directives", headers=h).get_json()
     assert current["end_of_life"]["current"]["document"] is None
     with app.app_context():  # the holder's own view names it
-        own = profile.current_directives(db, vault(db), child.patient_id,
+        own = directive_service.current_directives(db, vault(db), child.patient_id,
                                          scope=Scope(child.patient_id, see_masked=True))
     assert own["end_of_life"]["current"]["document"] == {"id": secret.id, "title": title}

@@ -48,6 +48,8 @@ def download(client, path, token):
 def fill_profile(app, patient_id):
     from backend.db import get_session
     from backend.records.profile import service as profile
+    from backend.records.profile import directives as directive_service
+    from backend.records.profile import measures as measure_service
     from backend.records import vault
     from backend.records.access.policy import Scope
 
@@ -70,13 +72,13 @@ def fill_profile(app, patient_id):
         profile.create_entry(session, v, patient_id, "contact", {"contact_kind": "emergency", "name": "Jean Martin",
                                                                  "phone": "+33 6 12 34 56 78"})
         profile.create_entry(session, v, patient_id, "lifestyle", {"topic": "tobacco", "description": "Non-fumeuse"})
-        profile.add_measure(session, v, patient_id, {"type": "weight", "value": 62.5,
+        measure_service.add_measure(session, v, patient_id, {"type": "weight", "value": 62.5,
                                                      "measured_at": "2024-01-05T08:00:00+00:00"})
-        profile.add_measure(session, v, patient_id, {"type": "blood_pressure", "systolic": 120, "diastolic": 80,
+        measure_service.add_measure(session, v, patient_id, {"type": "blood_pressure", "systolic": 120, "diastolic": 80,
                                                      "measured_at": "2024-01-05T08:00:00+00:00"})
-        profile.add_directive_version(session, v, Scope(patient_id, see_masked=True), "end_of_life",
+        directive_service.add_directive_version(session, v, Scope(patient_id, see_masked=True), "end_of_life",
                                       text="Pas d'acharnement thérapeutique.")
-        profile.set_organ_donation(session, v, patient_id, {"position": "accepts", "informed_at": "2023-05-01"})
+        directive_service.set_organ_donation(session, v, patient_id, {"position": "accepts", "informed_at": "2023-05-01"})
         session.commit()
 
 

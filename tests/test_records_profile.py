@@ -16,6 +16,8 @@ from backend.db import get_session
 from backend.professionals.models import Professional
 from backend.professionals.service import create_professional
 from backend.records.profile import service as profile
+from backend.records.profile.common import Author
+from backend.records.profile import measures as measure_service
 from backend.records import vault
 from backend.records.documents.service import write_content
 from backend.records.documents.models import Document
@@ -96,7 +98,7 @@ def pro_entry(app, patient_id: int, pro: Professional, kind: str, fields: dict[s
     with app.app_context():
         session = get_session()
         view = profile.create_entry(session, vault(session), patient_id, kind, fields,
-                                    author=profile.Author.of_professional(pro), source="professional")
+                                    author=Author.of_professional(pro), source="professional")
         session.commit()
         return view["id"]
 
@@ -430,8 +432,8 @@ def test_a_professional_entry_cannot_be_deleted_only_a_removal_request(app, clie
 
     with app.app_context():
         session = get_session()
-        measure = profile.add_measure(session, vault(session), camille.id, {"type": "heart_rate", "value": 58},
-                                      author=profile.Author.of_professional(pro), source="professional")
+        measure = measure_service.add_measure(session, vault(session), camille.id, {"type": "heart_rate", "value": 58},
+                                      author=Author.of_professional(pro), source="professional")
         session.commit()
     assert_problem(client.patch(f"{PROFILE}/measures/{measure['id']}", json={"value": 60}, headers=camille.headers),
                    403, "profile_not_author")
@@ -532,7 +534,7 @@ def fill(client, app, patient: Patient, n: int, pro: Professional) -> None:
         session = get_session()
         profile.add_entries(session, vault(session), patient.id, "allergy",
                             [{"substance": f"Import {n}-{i}", "source_key": f"k{n}-{i}"} for i in range(n)],
-                            conflict_group=f"allergies-{n}", author=profile.Author.of_professional(pro))
+                            conflict_group=f"allergies-{n}", author=Author.of_professional(pro))
         session.commit()
 
 

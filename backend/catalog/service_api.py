@@ -47,6 +47,8 @@ import backend.fhir.resources as fhir
 from backend.i18n import message
 from backend.records.documents import service as documents
 from backend.records.profile import service as profile
+from backend.records.profile.common import Author
+from backend.records.profile import measures as measure_service
 from backend.records.profile import kinds as pk
 from backend.records import vault
 from backend.records.access.authorize import authorize, authorize_document, authorize_write
@@ -255,8 +257,8 @@ def _measure_type(code: str) -> str:
 
 
 def _observation(m: ProfileMeasure, session: Any) -> dict[str, Any]:
-    fields = json.loads(vault(session).open_text(m.patient_id, m.data, profile.measure_context(m.id)))
-    return profile_resources.measure(profile.measure_for_export(m, fields), _subject())
+    fields = json.loads(vault(session).open_text(m.patient_id, m.data, measure_service.measure_context(m.id)))
+    return profile_resources.measure(measure_service.measure_for_export(m, fields), _subject())
 
 
 @bp.interaction("search-type", "/Observation", search=(
@@ -373,7 +375,7 @@ def create_observation() -> Response:
     if key:
         item["source_key"] = key
     result = profile.add_entries(session, vault(session), _patient_id(), "measure", [item], source="patient",
-                                 author=profile.Author("patient", name=service.name[:300]))
+                                 author=Author("patient", name=service.name[:300]))
     if result.rejected:
         errors = result.rejected[0]["errors"]
         raise DomainError("profile_invalid", 422, errors=[

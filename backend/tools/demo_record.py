@@ -28,6 +28,8 @@ from backend.professionals.models import Professional
 from backend.records.access import consents
 from backend.records.documents import service as docs
 from backend.records.profile import service as profile
+from backend.records.profile.common import Author, PATIENT
+from backend.records.profile import directives as directive_service
 from backend.records import vault as record_vault
 from backend.records.access.authorize import authorize
 from backend.records.access.models import EmergencyAccess
@@ -101,7 +103,7 @@ def _check(kind: str, result: Any) -> None:
 
 def _profile(session: Session, patient: Patient, gp: Professional, now: dt.datetime) -> None:
     box = record_vault(session)
-    doctor = profile.Author(kind="professional", professional_id=gp.id, rpps=gp.rpps,
+    doctor = Author(kind="professional", professional_id=gp.id, rpps=gp.rpps,
                             name=f"Dr {gp.given_name} {gp.family_name}")
     entries: dict[str, list[dict[str, Any]]] = {
         "allergy": [
@@ -129,7 +131,7 @@ def _profile(session: Session, patient: Patient, gp: Professional, now: dt.datet
     }
     for kind, items in entries.items():
         _check(kind, profile.add_entries(session, box, patient.id, kind, items, source="patient",
-                                         author=profile.PATIENT, now=now))
+                                         author=PATIENT, now=now))
     # Weight every month for eight months and blood pressure every other week: charts to look at.
     measures = []
     for month in range(8, 0, -1):
@@ -144,14 +146,14 @@ def _profile(session: Session, patient: Patient, gp: Professional, now: dt.datet
                          "systolic": 118 + (fortnight * 7) % 11, "diastolic": 74 + (fortnight * 3) % 7,
                          "measured_at": at.isoformat()})
     _check("measure", profile.add_entries(session, box, patient.id, "measure", measures, source="patient",
-                                          author=profile.PATIENT, now=now))
+                                          author=PATIENT, now=now))
     profile.add_entries(session, box, patient.id, "measure",
                         [{"source_key": "demo-height-1", "type": "height", "unit": "cm", "value": 166,
                           "measured_at": (now - dt.timedelta(days=40)).isoformat()}],
                         source="professional", author=doctor, now=now)
-    directives = profile.current_directives(session, box, patient.id)
+    directives = directive_service.current_directives(session, box, patient.id)
     if not (directives.get("good_health") or {}).get("current"):
-        profile.add_directive_version(
+        directive_service.add_directive_version(
             session, box, Scope(patient_id=patient.id, see_masked=True, see_unreleased=True), "good_health",
             text="Si je ne peux plus m'exprimer, je refuse l'acharnement thérapeutique. Je souhaite que mon "
                  "conjoint, Julien Martin, soit consulté en premier.", now=now)

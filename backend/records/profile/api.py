@@ -19,6 +19,8 @@ from backend import records, web
 from backend.db import get_session
 from backend.i18n import message
 from backend.records.profile import service
+from backend.records.profile import directives as directive_service
+from backend.records.profile import measures as measure_service
 from backend.records.profile import documents as views
 from backend.records.profile import kinds as pk
 from backend.records.profile import schemas as s
@@ -129,7 +131,7 @@ def conflict_groups() -> dict[str, Any]:
 def add_measure(body: dict[str, Any]) -> dict[str, Any]:
     """Record a measurement (range checked per type and unit)."""
     session, vault, _, patient_id = _open("profile.write")
-    view = service.add_measure(session, vault, patient_id, body, now=web.now())
+    view = measure_service.add_measure(session, vault, patient_id, body, now=web.now())
     session.commit()
     return view
 
@@ -142,7 +144,7 @@ def add_measure(body: dict[str, Any]) -> dict[str, Any]:
 def measure_series(args: dict[str, Any], mtype: str) -> dict[str, Any]:
     """One type's history for charts: newest first, paginated; ``series`` in time order."""
     session, vault, _, patient_id = _open("profile.read")
-    result = service.measure_series(session, vault, patient_id, mtype, limit=args["limit"],
+    result = measure_service.measure_series(session, vault, patient_id, mtype, limit=args["limit"],
                                     after_id=web.decode_cursor(args["cursor"]), since=args["since"],
                                     until=args["until"])
     return {**result, "label": message(f"measure_{mtype}"), "next_cursor": _cursor(result.pop("next_id"))}
@@ -158,7 +160,7 @@ class MeasureView(MethodView):
     def patch(self, body: dict[str, Any], measure_id: int) -> dict[str, Any]:
         """Correct a measurement the patient recorded."""
         session, vault, _, patient_id = _open("profile.write")
-        view = service.update_measure(session, vault, patient_id, measure_id, body, now=web.now())
+        view = measure_service.update_measure(session, vault, patient_id, measure_id, body, now=web.now())
         session.commit()
         return view
 
@@ -170,7 +172,7 @@ class MeasureView(MethodView):
     def delete(self, body: dict[str, Any] | None, measure_id: int) -> dict[str, Any]:
         """Delete the patient's own measurement; a professional's becomes a removal request."""
         session, vault, _, patient_id = _open("profile.write")
-        status, view = service.delete_measure(session, vault, patient_id, measure_id,
+        status, view = measure_service.delete_measure(session, vault, patient_id, measure_id,
                                               reason=(body or {}).get("reason"), now=web.now())
         session.commit()
         return {"status": status, "measure": view}
@@ -352,8 +354,8 @@ def confirm_entry(kind: str, entry_id: int) -> dict[str, Any]:
 def directives() -> dict[str, Any]:
     """The directives in force in each context, and the organ-donation position."""
     session, vault, scope, patient_id = _open("profile.read")
-    return _directives(service.current_directives(session, vault, patient_id, scope=scope),
-                       service.current_organ_donation(session, vault, patient_id))
+    return _directives(directive_service.current_directives(session, vault, patient_id, scope=scope),
+                       directive_service.current_organ_donation(session, vault, patient_id))
 
 
 @blp.route("/directives/organ-donation")
@@ -365,7 +367,7 @@ class OrganDonationView(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Every statement of the organ-donation position, newest first."""
         session, vault, _, patient_id = _open("profile.read")
-        items, more = service.organ_donation_history(session, vault, patient_id, limit=args["limit"],
+        items, more = directive_service.organ_donation_history(session, vault, patient_id, limit=args["limit"],
                                                      after_id=web.decode_cursor(args["cursor"]))
         return {"items": [_organ_donation(i) for i in items],
                 "next_cursor": _cursor(items[-1]["id"]) if more else None}
@@ -378,7 +380,7 @@ class OrganDonationView(MethodView):
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """State a position on organ donation (and when the patient was informed); the history is kept."""
         session, vault, _, patient_id = _open("profile.write")
-        view = service.set_organ_donation(session, vault, patient_id, body, now=web.now())
+        view = directive_service.set_organ_donation(session, vault, patient_id, body, now=web.now())
         session.commit()
         return _organ_donation(view)  # type: ignore[return-value]
 
@@ -392,7 +394,7 @@ class DirectivesView(MethodView):
     def get(self, args: dict[str, Any], context: str) -> dict[str, Any]:
         """Every version of the directives of a context, newest first."""
         session, vault, scope, patient_id = _open("profile.read")
-        items, more = service.directive_versions(session, vault, patient_id, context, limit=args["limit"],
+        items, more = directive_service.directive_versions(session, vault, patient_id, context, limit=args["limit"],
                                                  after_version=web.decode_cursor(args["cursor"]), scope=scope)
         return {"items": items, "next_cursor": _cursor(items[-1]["version"]) if more else None}
 
@@ -404,7 +406,7 @@ class DirectivesView(MethodView):
     def post(self, body: dict[str, Any], context: str) -> dict[str, Any]:
         """A new version (text and/or a document of the record); the previous versions are kept."""
         session, vault, scope, _ = _open("profile.write")
-        view = service.add_directive_version(session, vault, scope, context, text=body.get("text"),
+        view = directive_service.add_directive_version(session, vault, scope, context, text=body.get("text"),
                                              document_id=body.get("document_id"), withdrawn=body["withdrawn"],
                                              now=web.now())
         session.commit()

@@ -37,6 +37,7 @@ from lxml import etree
 from sqlalchemy.orm import Session
 
 from backend.records.profile import service as profile
+from backend.records.profile.common import Author
 from backend.records.crypto import Vault
 from backend.records.documents.models import Document
 from backend.records.profile.documents import (DISPENSATION_CLASS, DISPENSATION_TYPE, NS, _Narrative, _text,
@@ -85,7 +86,7 @@ def derive_from_document(session: Session, vault: Vault, doc: Document, content:
     cda = clinical_document(content)
     if cda is None:
         return {}
-    author = (profile.Author("professional", doc.author_professional_id, doc.author_rpps, doc.author_name)
+    author = (Author("professional", doc.author_professional_id, doc.author_rpps, doc.author_name)
               if (doc.author_rpps or doc.author_name) else None)
     created: dict[str, list[int]] = {}
     if _is_dispensation(doc):

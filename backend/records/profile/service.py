@@ -1,5 +1,6 @@
-"""The medical profile's domain logic: entries of every kind, measures and their history, advance directives
-in dated versions, the organ-donation position, the profile page, the export, imports and conflicts.
+"""The medical profile's domain logic: entries of every kind, imports and conflicts, the profile page and
+the export. Measures live in ``measures.py``, advance directives and organ donation in ``directives.py``,
+what all of them share (who wrote, sealing, the day) in ``common.py``.
 
 Services take a Session and a Vault (values are sealed per patient, AAD ``profile:<kind>:<id>``) and only
 ``flush()``. The patient edits and deletes only what they wrote; a professional's entry can only be the
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,98 +25,22 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
-from backend import cursors
-from backend.accounts.models import Patient
-from backend.audit import service as audit
 from backend.db import utcnow
 from backend.errors import DomainError, Forbidden, NotFound
-from backend.professionals.models import Professional
 from backend.records.profile import kinds as pk
 from backend.records.crypto import Vault
 from backend.records.documents.models import Document
-from backend.records.models import Record
 from backend.records.access.policy import Actor, Purpose, Scope
+from backend.records.profile import common, directives, measures
+from backend.records.profile.common import PATIENT, Author
 from backend.records.profile.models import AdvanceDirective, OrganDonation, ProfileEntry, ProfileMeasure
 
 PER_KIND_ON_PAGE = 50     # the profile page shows at most this many entries per kind (then "see all")
 RECENT_POINTS = 12        # points per measure type on the profile page (sparklines)
 
 
-@dataclass(frozen=True)
-class Author:
-    """Who writes: the patient, or a professional (named, with RPPS)."""
-
-    kind: str = "patient"
-    professional_id: int | None = None
-    rpps: str | None = None
-    name: str | None = None
-
-    @classmethod
-    def of_professional(cls, pro: Professional) -> Author:
-        return cls("professional", pro.id, pro.rpps, pro.display_name)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> Author:
-        """For importers: ``{"kind": "professional", "rpps": "...", "name": "..."}`` (default: the patient)."""
-        if not raw:
-            return cls()
-        kind = raw.get("kind", "patient")
-        if kind not in ("patient", "professional"):
-            raise ValueError(f"unknown author kind {kind!r}")
-        return cls(kind, raw.get("professional_id"), raw.get("rpps"), raw.get("name"))
-
-
-PATIENT = Author()
-
-
 def entry_context(kind: str, entry_id: int) -> str:
     return f"profile:{kind}:{entry_id}"
-
-
-def _seal(vault: Vault, patient_id: int, value: dict[str, Any], context: str) -> str:
-    return vault.seal_text(patient_id, json.dumps(value, ensure_ascii=False, separators=(",", ":")), context)
-
-
-def _open(vault: Vault, patient_id: int, sealed: str | None, context: str) -> dict[str, Any]:
-    if not sealed:
-        return {}
-    return json.loads(vault.open_text(patient_id, sealed, context))
-
-
-def _today(now: dt.datetime) -> dt.date:
-    return now.astimezone(pk.PARIS).date()
-
-
-def _birth_date(session: Session, patient_id: int) -> dt.date | None:
-    patient = session.get(Patient, patient_id)  # usually already in the session (the authenticated patient)
-    return patient.birth_date if patient is not None else None
-
-
-def _author_view(row: Any) -> dict[str, Any]:
-    return {"kind": row.author_kind, "name": row.author_name, "rpps": row.author_rpps}
-
-
-def _stamp(row: Any, author: Author, source: str) -> None:
-    if source not in pk.SOURCES:
-        raise ValueError(f"unknown source {source!r}")
-    row.source = source
-    row.author_kind = author.kind
-    row.author_professional_id = author.professional_id
-    row.author_rpps = author.rpps
-    row.author_name = author.name
-
-
-def _trace(session: Session, author: Author, source: str, patient_id: int, action: str, now: dt.datetime,
-           **details: Any) -> None:
-    """The action in the access history: identifiers and kinds only, never the values."""
-    if source == "migration":
-        actor_type, actor_id = "system", None
-    elif author.kind == "professional":
-        actor_type, actor_id = "professional", author.rpps
-    else:
-        actor_type, actor_id = "patient", str(patient_id)
-    audit.record(session, actor_type=actor_type, actor_id=actor_id, action=action, patient_id=patient_id,
-                 details=details, at=now)
 
 
 # --- entries ------------------------------------------------------------------------------------------
@@ -125,7 +49,7 @@ def entry_view(entry: ProfileEntry, fields: dict[str, Any]) -> dict[str, Any]:
     spec = pk.KINDS[entry.kind]
     return {
         "id": entry.id, "kind": entry.kind, "title": fields.get(spec.title), "fields": fields,
-        "source": entry.source, "author": _author_view(entry), "created_at": entry.created_at,
+        "source": entry.source, "author": common.author_view(entry), "created_at": entry.created_at,
         "updated_at": entry.updated_at, "editable": entry.author_kind == "patient",
         "hidden": entry.hidden_at is not None, "needs_confirmation": entry.needs_confirmation,
         "conflict_group": entry.conflict_group, "removal_requested_at": entry.removal_requested_at,
@@ -134,7 +58,7 @@ def entry_view(entry: ProfileEntry, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _open_entry(vault: Vault, entry: ProfileEntry) -> dict[str, Any]:
-    return _open(vault, entry.patient_id, entry.data, entry_context(entry.kind, entry.id))
+    return common.open_sealed(vault, entry.patient_id, entry.data, entry_context(entry.kind, entry.id))
 
 
 def readable_entries(scope: Scope | None) -> Any:
@@ -163,7 +87,7 @@ def _new_entry(session: Session, patient_id: int, kind: str, author: Author, sou
     entry = ProfileEntry(patient_id=patient_id, kind=kind, data="", created_at=now, source_key=source_key,
                          needs_confirmation=conflict_group is not None, conflict_group=conflict_group,
                          document_id=document_id)
-    _stamp(entry, author, source)
+    common.stamp(entry, author, source)
     session.add(entry)
     return entry
 
@@ -179,13 +103,13 @@ def create_entry(session: Session, vault: Vault, patient_id: int, kind: str, dat
     """Add one entry after validating it; nothing is written when a field is wrong."""
     spec = pk.get_kind(kind)
     now = now or utcnow()
-    fields = pk.clean_entry(spec, data, today=_today(now), birth_date=_birth_date(session, patient_id))
+    fields = pk.clean_entry(spec, data, today=common.today(now), birth_date=common.birth_date(session, patient_id))
     if spec.single and _single_taken(session, patient_id, kind):
         raise DomainError("profile_single_exists", 409)
     entry = _new_entry(session, patient_id, kind, author, source, now)
     session.flush()
-    entry.data = _seal(vault, patient_id, fields, entry_context(kind, entry.id))
-    _trace(session, author, source, patient_id, "profile.entry_created", now, kind=kind, entry_id=entry.id)
+    entry.data = common.seal(vault, patient_id, fields, entry_context(kind, entry.id))
+    common.trace(session, author, source, patient_id, "profile.entry_created", now, kind=kind, entry_id=entry.id)
     return entry_view(entry, fields)
 
 
@@ -219,11 +143,11 @@ def update_entry(session: Session, vault: Vault, patient_id: int, kind: str, ent
     entry = _get_entry(session, patient_id, kind, entry_id)
     if entry.author_kind != "patient":
         raise Forbidden("profile_not_author")
-    fields = pk.clean_entry(spec, data, today=_today(now), birth_date=_birth_date(session, patient_id),
+    fields = pk.clean_entry(spec, data, today=common.today(now), birth_date=common.birth_date(session, patient_id),
                             previous=_open_entry(vault, entry))
-    entry.data = _seal(vault, patient_id, fields, entry_context(kind, entry.id))
+    entry.data = common.seal(vault, patient_id, fields, entry_context(kind, entry.id))
     entry.updated_at = now
-    _trace(session, PATIENT, "patient", patient_id, "profile.entry_updated", now, kind=kind, entry_id=entry.id)
+    common.trace(session, PATIENT, "patient", patient_id, "profile.entry_updated", now, kind=kind, entry_id=entry.id)
     return entry_view(entry, fields)
 
 
@@ -240,21 +164,14 @@ def delete_entry(session: Session, vault: Vault, patient_id: int, kind: str, ent
             entry.data, entry.deleted_at, entry.removal_reason = "", now, None
         else:
             session.delete(entry)
-        _trace(session, PATIENT, "patient", patient_id, "profile.entry_deleted", now, kind=kind, entry_id=entry_id)
+        common.trace(session, PATIENT, "patient", patient_id, "profile.entry_deleted", now, kind=kind,
+                     entry_id=entry_id)
         session.flush()
         return "deleted", None
-    _request_removal(session, vault, entry, entry_context(kind, entry.id), reason, now)
-    _trace(session, PATIENT, "patient", patient_id, "profile.removal_requested", now, kind=kind, entry_id=entry_id)
+    common.request_removal(session, vault, entry, entry_context(kind, entry.id), reason, now)
+    common.trace(session, PATIENT, "patient", patient_id, "profile.removal_requested", now, kind=kind,
+                 entry_id=entry_id)
     return "removal_requested", entry_view(entry, _open_entry(vault, entry))
-
-
-def _request_removal(session: Session, vault: Vault, row: ProfileEntry | ProfileMeasure, context: str,
-                     reason: str | None, now: dt.datetime) -> None:
-    if row.removal_requested_at is None:
-        row.removal_requested_at = now
-    if reason and reason.strip():
-        row.removal_reason = vault.seal_text(row.patient_id, reason.strip()[:1000], f"{context}:removal")
-    session.flush()
 
 
 def set_entry_state(session: Session, vault: Vault, patient_id: int, kind: str, entry_id: int, *,
@@ -277,7 +194,7 @@ def set_entry_state(session: Session, vault: Vault, patient_id: int, kind: str, 
         action = "profile.entry_confirmed"
     else:
         action = "profile.entry_hidden" if hidden else "profile.entry_shown"
-    _trace(session, PATIENT, "patient", patient_id, action, now, kind=kind, entry_id=entry_id)
+    common.trace(session, PATIENT, "patient", patient_id, action, now, kind=kind, entry_id=entry_id)
     return entry_view(entry, _open_entry(vault, entry))
 
 
@@ -307,7 +224,7 @@ def add_entries(session: Session, vault: Vault, patient_id: int, kind: str, item
     optional ``source_key`` (idempotency: an item whose key is already there, even deleted by the patient,
     is skipped), ``author`` (``{"kind", "rpps", "name"}``, default ``author``), ``recorded_at`` and
     ``document_id`` (the document the entry was read from). ``kind`` may also be ``"measure"`` (fields as
-    for :func:`add_measure`).
+    for :func:`measures.add_measure`).
 
     An invalid item is rejected with its errors, the others go in. ``conflict_group`` marks the created
     entries as needing the patient's confirmation (two disagreeing lists); adding to a single-valued kind
@@ -316,7 +233,7 @@ def add_entries(session: Session, vault: Vault, patient_id: int, kind: str, item
     now = now or utcnow()
     items = list(items)
     result = ImportResult()
-    birth_date = _birth_date(session, patient_id)
+    birth_date = common.birth_date(session, patient_id)
     if kind == "measure":
         return _add_measures(session, vault, patient_id, items, source, author, now, birth_date, result)
     spec = pk.get_kind(kind)
@@ -328,7 +245,7 @@ def add_entries(session: Session, vault: Vault, patient_id: int, kind: str, item
     if spec.single and group is None and _single_taken(session, patient_id, kind):
         group = f"{kind}:{now.date().isoformat()}"
     pending: list[tuple[ProfileEntry, dict[str, Any]]] = []
-    clean = functools.partial(pk.clean_entry, spec, today=_today(now), birth_date=birth_date)
+    clean = functools.partial(pk.clean_entry, spec, today=common.today(now), birth_date=birth_date)
     for item, key, who, fields in _each_new(items, existing, result, author, clean):
         recorded = item.get("recorded_at") if isinstance(item.get("recorded_at"), dt.datetime) else now
         document_id = item.get("document_id") if isinstance(item.get("document_id"), int) else None
@@ -363,8 +280,8 @@ def _imported(session: Session, vault: Vault, patient_id: int, kind: str, pendin
     _seal_pending(session, vault, patient_id, pending, kind)
     result.created = [row.id for row, _ in pending]
     if pending:
-        _trace(session, author or PATIENT, source, patient_id, "profile.imported", now, kind=kind,
-               created=len(pending), skipped=len(result.skipped), rejected=len(result.rejected))
+        common.trace(session, author or PATIENT, source, patient_id, "profile.imported", now, kind=kind,
+                     created=len(pending), skipped=len(result.skipped), rejected=len(result.rejected))
     return result
 
 
@@ -382,7 +299,7 @@ def _seal_pending(session: Session, vault: Vault, patient_id: int, pending: Sequ
     session.flush()
     for row, fields in pending:
         context = f"profile:measure:{row.id}" if kind == "measure" else entry_context(kind, row.id)
-        row.data = _seal(vault, patient_id, fields, context)
+        row.data = common.seal(vault, patient_id, fields, context)
     session.flush()
 
 
@@ -465,50 +382,6 @@ def confirmed_vaccinations(session: Session, vault: Vault, patient_id: int) -> l
     return out
 
 
-# --- measures -----------------------------------------------------------------------------------------
-
-def measure_context(measure_id: int) -> str:
-    return f"profile:measure:{measure_id}"
-
-
-def measure_view(m: ProfileMeasure, fields: dict[str, Any]) -> dict[str, Any]:
-    mtype = pk.MEASURE_TYPES[m.type]
-    return {
-        "id": m.id, "type": m.type, "measured_at": m.measured_at, "value": fields.get("value"),
-        "unit": fields.get("unit"), "systolic": fields.get("systolic"), "diastolic": fields.get("diastolic"),
-        "chart_value": pk.canonical_value(mtype, fields), "note": fields.get("note"), "source": m.source,
-        "author": _author_view(m), "created_at": m.created_at, "updated_at": m.updated_at,
-        "editable": m.author_kind == "patient", "removal_requested_at": m.removal_requested_at,
-    }
-
-
-def _open_measure(vault: Vault, m: ProfileMeasure) -> dict[str, Any]:
-    return _open(vault, m.patient_id, m.data, measure_context(m.id))
-
-
-def _get_measure(session: Session, patient_id: int, measure_id: int) -> ProfileMeasure:
-    m = session.scalar(select(ProfileMeasure).where(ProfileMeasure.id == measure_id,
-                                                    ProfileMeasure.patient_id == patient_id,
-                                                    ProfileMeasure.deleted_at.is_(None)))
-    if m is None:
-        raise NotFound("profile_entry_not_found")
-    return m
-
-
-def add_measure(session: Session, vault: Vault, patient_id: int, data: Any, *, author: Author = PATIENT,
-                source: str = "patient", now: dt.datetime | None = None) -> dict[str, Any]:
-    """Record one measurement, its range checked for its type and unit."""
-    now = now or utcnow()
-    mtype, measured_at, fields = pk.clean_measure(data, now=now, birth_date=_birth_date(session, patient_id))
-    m = ProfileMeasure(patient_id=patient_id, type=mtype, measured_at=measured_at, data="", created_at=now)
-    _stamp(m, author, source)
-    session.add(m)
-    session.flush()
-    m.data = _seal(vault, patient_id, fields, measure_context(m.id))
-    _trace(session, author, source, patient_id, "profile.measure_created", now, type=mtype, measure_id=m.id)
-    return measure_view(m, fields)
-
-
 def _add_measures(session: Session, vault: Vault, patient_id: int, items: list[dict[str, Any]], source: str,
                   author: Author | None, now: dt.datetime, birth_date: dt.date | None,
                   result: ImportResult) -> ImportResult:
@@ -520,257 +393,10 @@ def _add_measures(session: Session, vault: Vault, patient_id: int, items: list[d
     for _item, key, who, (mtype, measured_at, fields) in _each_new(items, existing, result, author, clean):
         m = ProfileMeasure(patient_id=patient_id, type=mtype, measured_at=measured_at, data="", created_at=now,
                            source_key=key)
-        _stamp(m, who, source)
+        common.stamp(m, who, source)
         session.add(m)
         pending.append((m, fields))
     return _imported(session, vault, patient_id, "measure", pending, author, source, now, result)
-
-
-def update_measure(session: Session, vault: Vault, patient_id: int, measure_id: int, data: Any, *,
-                   now: dt.datetime | None = None) -> dict[str, Any]:
-    now = now or utcnow()
-    m = _get_measure(session, patient_id, measure_id)
-    if m.author_kind != "patient":
-        raise Forbidden("profile_not_author")
-    if isinstance(data, dict) and "type" in data and data["type"] != m.type:
-        raise DomainError("profile_measure_type_fixed", 422)
-    previous = {**_open_measure(vault, m), "type": m.type}
-    mtype, measured_at, fields = pk.clean_measure(data, now=now, birth_date=_birth_date(session, patient_id),
-                                                  previous=previous, previous_at=m.measured_at)
-    m.measured_at, m.updated_at = measured_at, now
-    m.data = _seal(vault, patient_id, fields, measure_context(m.id))
-    _trace(session, PATIENT, "patient", patient_id, "profile.measure_updated", now, type=mtype, measure_id=m.id)
-    return measure_view(m, fields)
-
-
-def delete_measure(session: Session, vault: Vault, patient_id: int, measure_id: int, *, reason: str | None = None,
-                   now: dt.datetime | None = None) -> tuple[str, dict[str, Any] | None]:
-    now = now or utcnow()
-    m = _get_measure(session, patient_id, measure_id)
-    if m.author_kind == "patient":
-        if m.source_key is not None:
-            m.data, m.deleted_at = "", now
-        else:
-            session.delete(m)
-        _trace(session, PATIENT, "patient", patient_id, "profile.measure_deleted", now, measure_id=measure_id)
-        session.flush()
-        return "deleted", None
-    _request_removal(session, vault, m, measure_context(m.id), reason, now)
-    _trace(session, PATIENT, "patient", patient_id, "profile.removal_requested", now, kind="measure",
-           measure_id=measure_id)
-    return "removal_requested", measure_view(m, _open_measure(vault, m))
-
-
-def measure_series(session: Session, vault: Vault, patient_id: int, mtype: str, *, limit: int,
-                   after_id: int | None = None, since: dt.datetime | None = None,
-                   until: dt.datetime | None = None) -> dict[str, Any]:
-    """One type's history, newest first, keyset-paginated on (measured_at, id). ``series`` gives the page
-    as (date, value) pairs in time order in the type's chart unit, ready for a chart."""
-    spec = pk.MEASURE_TYPES.get(mtype)
-    if spec is None:
-        raise DomainError("profile_unknown_measure", 422, type=str(mtype)[:40], types=", ".join(pk.MEASURE_TYPES))
-    query = select(ProfileMeasure).where(ProfileMeasure.patient_id == patient_id, ProfileMeasure.type == mtype,
-                                         ProfileMeasure.deleted_at.is_(None))
-    if since is not None:
-        query = query.where(ProfileMeasure.measured_at >= since)
-    if until is not None:
-        query = query.where(ProfileMeasure.measured_at <= until)
-    if after_id is not None:
-        anchor = session.scalar(select(ProfileMeasure.measured_at).where(
-            ProfileMeasure.id == after_id, ProfileMeasure.patient_id == patient_id, ProfileMeasure.type == mtype))
-        if anchor is None:
-            raise cursors.refused()
-        query = query.where(or_(ProfileMeasure.measured_at < anchor,
-                                and_(ProfileMeasure.measured_at == anchor, ProfileMeasure.id < after_id)))
-    rows = session.scalars(query.order_by(ProfileMeasure.measured_at.desc(), ProfileMeasure.id.desc())
-                           .limit(limit + 1)).all()
-    page = rows[:limit]
-    items = [measure_view(m, _open_measure(vault, m)) for m in page]
-    return {"type": mtype, "unit": spec.default_unit.code, "items": items, "series": _series(spec, items),
-            "next_id": page[-1].id if len(rows) > limit else None}
-
-
-def _series(spec: pk.MeasureType, items: list[dict[str, Any]]) -> dict[str, list[list[Any]]]:
-    ordered = sorted(items, key=lambda i: (i["measured_at"], i["id"]))
-    if spec.components:
-        return {name: [[i["measured_at"].isoformat(), i[name]] for i in ordered if i.get(name) is not None]
-                for name, *_ in spec.components}
-    return {"value": [[i["measured_at"].isoformat(), i["chart_value"]] for i in ordered
-                      if i.get("chart_value") is not None]}
-
-
-# --- advance directives and organ donation ------------------------------------------------------------
-
-def directive_context(directive_id: int) -> str:
-    return f"profile:directive:{directive_id}"
-
-
-def _check_context(context: str) -> None:
-    if context not in pk.DIRECTIVE_CONTEXTS:
-        raise DomainError("directive_unknown_context", 422, context=str(context)[:40],
-                          contexts=", ".join(pk.DIRECTIVE_CONTEXTS))
-
-
-def _directive_document(scope: Scope | None) -> Any:
-    """The document a directive version points to, if the reader may see it (a minor's legal representative
-    never sees one under the minor's secrecy; nobody a deleted one): the join condition of its title."""
-    on = Document.id == AdvanceDirective.document_id
-    return and_(on, scope.document_filter()) if scope is not None else on
-
-
-def directive_view(d: AdvanceDirective, text: str | None, document_title: str | None) -> dict[str, Any]:
-    return {"id": d.id, "context": d.context, "version": d.version, "text": text,
-            "document": {"id": d.document_id, "title": document_title} if d.document_id and document_title is not None
-            else None,
-            "withdrawn": d.withdrawn, "created_at": d.created_at, "source": d.source, "author": _author_view(d)}
-
-
-def _open_directive(vault: Vault, d: AdvanceDirective) -> str | None:
-    return vault.open_text(d.patient_id, d.text, directive_context(d.id)) if d.text else None
-
-
-def add_directive_version(session: Session, vault: Vault, scope: Scope, context: str, *, text: str | None = None,
-                          document_id: int | None = None, withdrawn: bool = False, author: Author = PATIENT,
-                          source: str = "patient", now: dt.datetime | None = None) -> dict[str, Any]:
-    """A new dated version of the directives for a context (text and/or a document of the record the
-    scope can see). Earlier versions are kept as they were. ``withdrawn`` records a withdrawal."""
-    _check_context(context)
-    now = now or utcnow()
-    patient_id = scope.patient_id
-    text = text.strip() if isinstance(text, str) and text.strip() else None
-    problems = pk.Problems()
-    if text is not None and len(text) > pk.DIRECTIVE_MAX_LENGTH:
-        problems.add("text", "profile_too_long", max=pk.DIRECTIVE_MAX_LENGTH)
-    problems.raise_if_any()
-    if withdrawn and (text or document_id):
-        raise DomainError("directive_withdrawn_with_content", 422)
-    if not withdrawn and not text and document_id is None:
-        raise DomainError("directive_empty", 422)
-    title = None
-    if document_id is not None:
-        title = session.scalar(select(Document.title).where(Document.id == document_id, scope.document_filter()))
-        if title is None:
-            raise NotFound("directive_document_not_found")
-    # Serialise versions of one record (PostgreSQL row lock; SQLite has one writer anyway).
-    session.scalar(select(Record.id).where(Record.patient_id == patient_id).with_for_update())
-    last = session.scalars(select(AdvanceDirective).where(
-        AdvanceDirective.patient_id == patient_id, AdvanceDirective.context == context)
-        .order_by(AdvanceDirective.version.desc()).limit(1)).first()
-    if withdrawn and (last is None or last.withdrawn):
-        raise DomainError("directive_nothing_to_withdraw", 409)
-    d = AdvanceDirective(patient_id=patient_id, context=context, version=(last.version + 1) if last else 1,
-                         document_id=document_id, withdrawn=withdrawn, created_at=now)
-    _stamp(d, author, source)
-    session.add(d)
-    session.flush()
-    if text:
-        d.text = vault.seal_text(patient_id, text, directive_context(d.id))
-    _trace(session, author, source, patient_id, "profile.directive_version_added", now, context=context,
-           version=d.version, directive_id=d.id, document_id=document_id)
-    return directive_view(d, text, title)
-
-
-def current_directives(session: Session, vault: Vault, patient_id: int, *,
-                       scope: Scope | None = None) -> dict[str, Any]:
-    """The version in force per context (or None) and how many versions exist; the document of each only if
-    ``scope`` lets its reader see it. One query."""
-    latest = (select(AdvanceDirective.context, func.max(AdvanceDirective.version).label("version"),
-                     func.count().label("versions"))
-              .where(AdvanceDirective.patient_id == patient_id).group_by(AdvanceDirective.context).subquery())
-    rows = session.execute(
-        select(AdvanceDirective, Document.title, latest.c.versions)
-        .join(latest, and_(latest.c.context == AdvanceDirective.context, latest.c.version == AdvanceDirective.version))
-        .outerjoin(Document, _directive_document(scope))
-        .where(AdvanceDirective.patient_id == patient_id)).all()
-    out: dict[str, Any] = {c: {"current": None, "versions": 0} for c in pk.DIRECTIVE_CONTEXTS}
-    for d, title, versions in rows:
-        out[d.context] = {"current": directive_view(d, _open_directive(vault, d), title), "versions": versions}
-    return out
-
-
-def directive_versions(session: Session, vault: Vault, patient_id: int, context: str, *, limit: int,
-                       after_version: int | None = None,
-                       scope: Scope | None = None) -> tuple[list[dict[str, Any]], bool]:
-    """Every version of a context, newest first."""
-    _check_context(context)
-    query = (select(AdvanceDirective, Document.title).outerjoin(Document, _directive_document(scope))
-             .where(AdvanceDirective.patient_id == patient_id, AdvanceDirective.context == context))
-    if after_version is not None:
-        query = query.where(AdvanceDirective.version < after_version)
-    rows = session.execute(query.order_by(AdvanceDirective.version.desc()).limit(limit + 1)).all()
-    return [directive_view(d, _open_directive(vault, d), title) for d, title in rows[:limit]], len(rows) > limit
-
-
-def organ_donation_context(row_id: int) -> str:
-    return f"profile:organ_donation:{row_id}"
-
-
-def organ_donation_view(row: OrganDonation, fields: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row.id, "position": fields.get("position"), "informed_at": fields.get("informed_at"),
-            "comment": fields.get("comment"), "created_at": row.created_at, "source": row.source,
-            "author": _author_view(row)}
-
-
-def set_organ_donation(session: Session, vault: Vault, patient_id: int, data: Any, *, author: Author = PATIENT,
-                       source: str = "patient", now: dt.datetime | None = None) -> dict[str, Any]:
-    """Record the patient's stated position and when they were informed (a new row: the history is kept)."""
-    now = now or utcnow()
-    problems = pk.Problems()
-    if not isinstance(data, dict):
-        problems.add(None, "profile_not_an_object")
-        problems.raise_if_any()
-    for name in data:
-        if name not in ("position", "informed_at", "comment"):
-            problems.add(name, "profile_unknown_field")
-    position = data.get("position")
-    if position not in pk.ORGAN_DONATION_POSITIONS:
-        problems.add("position", "profile_required" if position is None else "profile_invalid_choice",
-                     choices=", ".join(pk.ORGAN_DONATION_POSITIONS))
-    fields: dict[str, Any] = {"position": position}
-    informed = data.get("informed_at")
-    if informed is not None:
-        if not isinstance(informed, str) or len(informed) != 10 or pk.date_bounds(informed) is None:
-            problems.add("informed_at", "profile_invalid_date")
-        else:
-            day = dt.date.fromisoformat(informed)
-            birth = _birth_date(session, patient_id)
-            if day > _today(now):
-                problems.add("informed_at", "profile_future_date")
-            elif birth is not None and day < birth:
-                problems.add("informed_at", "profile_date_before_birth")
-            fields["informed_at"] = informed
-    comment = data.get("comment")
-    if comment is not None:
-        if not isinstance(comment, str) or len(comment) > 1000:
-            problems.add("comment", "profile_too_long", max=1000)
-        elif comment.strip():
-            fields["comment"] = comment.strip()
-    problems.raise_if_any()
-    row = OrganDonation(patient_id=patient_id, data="", created_at=now)
-    _stamp(row, author, source)
-    session.add(row)
-    session.flush()
-    row.data = _seal(vault, patient_id, fields, organ_donation_context(row.id))
-    _trace(session, author, source, patient_id, "profile.organ_donation_stated", now, organ_donation_id=row.id)
-    return organ_donation_view(row, fields)
-
-
-def organ_donation_history(session: Session, vault: Vault, patient_id: int, *, limit: int,
-                           after_id: int | None = None) -> tuple[list[dict[str, Any]], bool]:
-    query = select(OrganDonation).where(OrganDonation.patient_id == patient_id)
-    if after_id is not None:
-        query = query.where(OrganDonation.id < after_id)
-    rows = session.scalars(query.order_by(OrganDonation.id.desc()).limit(limit + 1)).all()
-    return [organ_donation_view(r, _open(vault, patient_id, r.data, organ_donation_context(r.id)))
-            for r in rows[:limit]], len(rows) > limit
-
-
-def current_organ_donation(session: Session, vault: Vault, patient_id: int) -> dict[str, Any] | None:
-    row = session.scalars(select(OrganDonation).where(OrganDonation.patient_id == patient_id)
-                          .order_by(OrganDonation.id.desc()).limit(1)).first()
-    if row is None:
-        return None
-    return organ_donation_view(row, _open(vault, patient_id, row.data, organ_donation_context(row.id)))
 
 
 # --- the profile page (BFF) ---------------------------------------------------------------------------
@@ -810,16 +436,16 @@ def profile_page(session: Session, vault: Vault, patient_id: int, *, per_kind: i
                                       ProfileMeasure.id.desc())).all()
     by_type: dict[str, dict[str, Any]] = {}
     for m, total in mrows:
-        view = measure_view(m, _open_measure(vault, m))
+        view = measures.measure_view(m, measures.open_measure(vault, m))
         slot = by_type.setdefault(m.type, {"type": m.type, "unit": pk.MEASURE_TYPES[m.type].default_unit.code,
                                            "count": total, "latest": view, "recent": []})
         slot["recent"].append(view)
-    measures = []
+    measure_slots = []
     for code, spec in pk.MEASURE_TYPES.items():
         slot = by_type.get(code, {"type": code, "unit": spec.default_unit.code, "count": 0, "latest": None,
                                   "recent": []})
-        slot["series"] = _series(spec, slot.pop("recent"))
-        measures.append(slot)
+        slot["series"] = measures.series_of(spec, slot.pop("recent"))
+        measure_slots.append(slot)
 
     # 3. counters: hidden entries, removal requests, entries awaiting confirmation by group
     counters = session.execute(select(
@@ -834,9 +460,9 @@ def profile_page(session: Session, vault: Vault, patient_id: int, *, per_kind: i
     proposed = sum(n for g, _k, n in groups if is_proposal(g))
     return {
         "entries": entries,
-        "measures": measures,
-        "directives": current_directives(session, vault, patient_id, scope=scope),   # 4.
-        "organ_donation": current_organ_donation(session, vault, patient_id),  # 5.
+        "measures": measure_slots,
+        "directives": directives.current_directives(session, vault, patient_id, scope=scope),   # 4.
+        "organ_donation": directives.current_organ_donation(session, vault, patient_id),  # 5.
         "hidden_count": int(counters[0]),
         "removal_requests": int(counters[1]),
         "conflicts": [{"group": g, "kind": k, "count": n} for g, k, n in groups if not is_proposal(g)],
@@ -861,11 +487,6 @@ def _row_visible(scope: Scope | None, hidden: bool, author_professional_id: int 
     if scope is None or not hidden or scope.see_masked:
         return True
     return scope.author_professional_id is not None and author_professional_id == scope.author_professional_id
-
-
-def _export_meta(row: Any) -> dict[str, Any]:
-    return {"id": row.id, "source": row.source, "author": _author_view(row), "recorded_at": row.created_at,
-            "updated_at": row.updated_at}
 
 
 def profile_for_export(session: Session, vault: Vault, patient_id: int, *,
@@ -893,43 +514,29 @@ def profile_for_export(session: Session, vault: Vault, patient_id: int, *,
                 ProfileEntry.kind.in_(allowed_kinds)).order_by(ProfileEntry.kind, ProfileEntry.id)):
             if not _row_visible(scope, e.hidden_at is not None, e.author_professional_id):
                 continue
-            out[e.kind].append({**_export_meta(e), "kind": e.kind, "fields": _open_entry(vault, e),
+            out[e.kind].append({**common.export_meta(e), "kind": e.kind, "fields": _open_entry(vault, e),
                                 "needs_confirmation": e.needs_confirmation, "hidden": e.hidden_at is not None,
                                 "removal_requested_at": e.removal_requested_at, "document_id": e.document_id})
     if _category_allowed(scope, pk.MEASURE_CATEGORY):
         for m in session.scalars(select(ProfileMeasure).where(
                 ProfileMeasure.patient_id == patient_id, ProfileMeasure.deleted_at.is_(None))
                 .order_by(ProfileMeasure.type, ProfileMeasure.measured_at, ProfileMeasure.id)):
-            out["measure"].append(measure_for_export(m, _open_measure(vault, m)))
+            out["measure"].append(measures.measure_for_export(m, measures.open_measure(vault, m)))
     if _category_allowed(scope, pk.DIRECTIVE_CATEGORY):
         for d, title in session.execute(
                 select(AdvanceDirective, Document.title)
-                .outerjoin(Document, _directive_document(scope))
+                .outerjoin(Document, directives.directive_document(scope))
                 .where(AdvanceDirective.patient_id == patient_id)
                 .order_by(AdvanceDirective.context, AdvanceDirective.version)):
-            out["directive"].append({**directive_view(d, _open_directive(vault, d), title),
+            out["directive"].append({**directives.directive_view(d, directives.open_directive(vault, d), title),
                                      "recorded_at": d.created_at})
     if _category_allowed(scope, pk.ORGAN_DONATION_CATEGORY):
         for r in session.scalars(select(OrganDonation).where(OrganDonation.patient_id == patient_id)
                                  .order_by(OrganDonation.id.desc())):
             out["organ_donation"].append(
-                {**_export_meta(r), **organ_donation_view(r, _open(vault, patient_id, r.data,
-                                                                   organ_donation_context(r.id)))})
+                {**common.export_meta(r), **directives.organ_donation_view(
+                    r, common.open_sealed(vault, patient_id, r.data, directives.organ_donation_context(r.id)))})
     return out
-
-
-def measure_for_export(m: ProfileMeasure, fields: dict[str, Any]) -> dict[str, Any]:
-    """A measure in the shape ``fhir.profile_resources.measure`` reads (the export's, a service's)."""
-    spec = pk.MEASURE_TYPES[m.type]
-    unit = spec.unit(fields.get("unit")) or spec.default_unit
-    item: dict[str, Any] = {**_export_meta(m), "type": m.type, "loinc": spec.loinc, "measured_at": m.measured_at,
-                            "unit": unit.code, "ucum": unit.ucum, "unit_loinc": unit.loinc, "note": fields.get("note")}
-    if spec.components:
-        item["components"] = [{"name": name, "loinc": loinc, "value": fields.get(name)}
-                              for name, loinc, *_ in spec.components]
-    else:
-        item["value"] = fields.get("value")
-    return item
 
 
 def read_profile_as(session: Session, vault: Vault, actor: Actor, patient_id: int, *,
