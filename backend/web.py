@@ -321,7 +321,7 @@ def _require_session() -> None:
 # The app names the record it has open with this header (the holder's patient id, as ``/api/v1/family/spaces``
 # lists them); absent, or the account's own id, it is the account's own record. Resolved once per request into
 # the acting person, the record and the kind of actor, so every route works for a representative or a carer
-# through the same decision point (``records.policy``).
+# through the same decision point (``records.access.policy``).
 
 RECORD_HEADER = "X-Carnet-Record"
 
@@ -412,7 +412,7 @@ def current_account() -> Patient:
 
 def current_actor() -> Actor:
     """Who acts in the record through this session: the holder, a minor's legal representative, or a carer
-    (``records.policy`` decides what each may read and write)."""
+    (``records.access.policy`` decides what each may read and write)."""
     return _resolve_acting().actor
 
 
@@ -421,7 +421,7 @@ def writes(action: Action) -> Callable[[F], F]:
     the acting person before the route runs; a refusal is traced and answered 403. Goes under
     ``@patient_required``. The suite fails on a patient route that changes something without it."""
     if not isinstance(action, Action):
-        raise TypeError(f"{action!r} is not a records.policy.Action")
+        raise TypeError(f"{action!r} is not a records.access.policy.Action")
 
     def decorate(fn: F) -> F:
         @wraps(fn)

@@ -162,7 +162,7 @@ def test_iti67_finds_by_the_new_metadata(client, app, camille, doctor):
 def test_the_replacing_document_says_what_it_replaces(client, app, camille, doctor):
     first = deposit(client, doctor, provide_bundle(NIR_CAMILLE, [Doc(b"v1")]))
     old = first["entry"][1]["response"]["location"].rsplit("/", 1)[-1]
-    grant(app, camille.patient_id, doctor)  # replacing needs the read right (records.policy)
+    grant(app, camille.patient_id, doctor)  # replacing needs the read right (records.access.policy)
     second = deposit(client, doctor, provide_bundle(NIR_CAMILLE, [Doc(b"v2", replaces=old)]))
     new = second["entry"][1]["response"]["location"].rsplit("/", 1)[-1]
     replacing = valid(client.get(f"/fhir/R4/DocumentReference/{new}", headers=doctor.headers()).get_json())

@@ -6,7 +6,7 @@ A permission is an OAuth scope ``<area>.<item>.<access>``:
 - ``measures.<type>.read`` / ``measures.<type>.write`` — measures of one type (``glucose``, ``weight``…);
 - ``profile.<kind>.read`` — a kind of the medical profile (``allergy``, ``treatment``, ``vaccination``).
 
-Each permission names the record category the access decision (``records.policy``) is asked for, so a
+Each permission names the record category the access decision (``records.access.policy``) is asked for, so a
 service's consent becomes ``Actor(kind="service", granted_categories=...)`` for exactly what it reads.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The professional API's domain logic (IHE MHD): deposit a submission, find documents within a scope,
 read a document's bytes. Takes a Session, only flushes.
 
-Storing goes through ``records.documents.store_document`` (hashing, encryption at rest, category,
+Storing goes through ``records.documents.service.store_document`` (hashing, encryption at rest, category,
 visibility flags, "mask new documents", notification and audit are decided there once). Reading is
 decided by ``records.access.authorize``; this module only applies the scope it returns
 (``document_filter`` for listings). Writing is decided by ``records.access.authorize_write``: depositing
@@ -126,7 +126,7 @@ class Provided:
 
 def _new_set(holder: Patient, depositor: Professional | Insurer, submission: Submission,
              now: dt.datetime) -> SubmissionSet:
-    # The set's author is the depositor (records.policy: the author is the depositing professional, or the
+    # The set's author is the depositor (records.access.policy: the author is the depositing professional, or the
     # insurer's feed); the names and organisation the set gives a professional win over what we know of them.
     data = submission.submission_set or SubmissionSetData(None, None, None, None)
     designation = data.designation
@@ -157,7 +157,7 @@ def _new_set(holder: Patient, depositor: Professional | Insurer, submission: Sub
 def _insert_set(session: Session, row: SubmissionSet) -> tuple[SubmissionSet, bool]:
     """(the set, True) once inserted; (the one a concurrent deposit of the same bundle inserted, False)."""
     if session.get_bind().dialect.name != "postgresql":
-        session.add(row)  # SQLite serialises writers (see records.documents.store_document)
+        session.add(row)  # SQLite serialises writers (see records.documents.service.store_document)
         session.flush()
         return row, True
     try:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.accounts.models import Patient
+from backend.messaging import professional
 from backend.messaging import service as inbox
 from backend.messaging.models import Thread
 from backend.professionals.models import Professional
@@ -45,14 +46,14 @@ def seed_inbox(session: Session, patient: Patient, pro: Professional, *, now: dt
         return
     settings = current_app.extensions["carnet.inbox_settings"]
     box = vault(session)
-    inbox.start_thread(
+    professional.start_thread(
         session, box, settings, pro, patient, "Préparation de votre prise de sang",
         inbox.Outgoing(body="Bonjour Madame Martin,\n\nPour la prise de sang du 12 mars, venez à jeun depuis la "
                             "veille au soir (eau autorisée). Apportez votre ordonnance et votre carte Vitale.\n\n"
                             "Ce message ne reçoit pas de réponse : pour toute question, appelez le cabinet.\n\n"
                             "Dr Alice Durand"),
         establishment="Cabinet du Parc", replies_allowed=False, now=now - dt.timedelta(days=6))
-    inbox.start_thread(
+    professional.start_thread(
         session, box, settings, pro, patient, "Résultats de votre bilan sanguin",
         inbox.Outgoing(body="Bonjour Madame Martin,\n\nVos résultats du bilan du 12 mars sont dans les normes ; le "
                             "compte rendu du laboratoire est joint. Nous en reparlerons à votre prochaine "

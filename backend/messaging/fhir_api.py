@@ -28,6 +28,7 @@ import backend.fhir.auth as auth
 import backend.fhir.layer as layer
 import backend.fhir.resources as resources
 from backend.messaging import fhir
+from backend.messaging import professional
 from backend.messaging import service as inbox
 from backend.messaging.models import Message, Thread
 from backend.professionals.models import Professional
@@ -96,20 +97,20 @@ def send() -> Response:
     data = fhir.parse_communication(_json_body())
     if data.sender_rpps is not None and data.sender_rpps != pro.rpps:
         raise DomainError("inbox_sender_not_you", 422)
-    patient = inbox.find_recipient(session, data.ins_oid, data.nir)
+    patient = professional.find_recipient(session, data.ins_oid, data.nir)
     box = vault(session)
     outgoing = inbox.Outgoing(body=data.text, files=data.files)
     if data.answers is None:
-        created = inbox.start_thread(session, box, settings(), pro, patient, data.subject or "", outgoing,
+        created = professional.start_thread(session, box, settings(), pro, patient, data.subject or "", outgoing,
                                      copies=_copies(session, data.copies), establishment=data.establishment,
                                      replies_allowed=data.replies_allowed is not False)
     else:
-        _, thread = inbox.professional_message(session, pro, data.answers)
+        _, thread = professional.professional_message(session, pro, data.answers)
         if thread.patient_id != patient.id:
             raise fhir.refused("subject : ce patient n'est pas celui de la conversation")
         if data.copies:
             raise fhir.refused("recipient : les professionnels en copie se choisissent en commençant la conversation")
-        created = inbox.post_in_thread(session, box, settings(), pro, data.answers, outgoing,
+        created = professional.post_in_thread(session, box, settings(), pro, data.answers, outgoing,
                                        replies_allowed=data.replies_allowed)
     thread = session.get(Thread, created.thread_id)
     assert thread is not None
@@ -189,7 +190,7 @@ def search() -> Response:
         if match is None:
             raise _invalid_search("part-of : Communication/<id> attendu")
         try:
-            criteria["thread_id"] = inbox.professional_message(session, pro, int(match.group(1)))[1].id
+            criteria["thread_id"] = professional.professional_message(session, pro, int(match.group(1)))[1].id
         except NotFound:
             empty = True
     kind = layer.params().get("sender-kind")
@@ -200,10 +201,10 @@ def search() -> Response:
     _sent_bounds(criteria)
     if empty:
         return fhir_response(resources.searchset([], base_url(), total=0))
-    found = inbox.professional_messages(session, pro, inbox.ProSearch(**criteria), limit=limit, before_id=before)
+    found = professional.professional_messages(session, pro, professional.ProSearch(**criteria), limit=limit, before_id=before)
     box = vault(session)
     entries = _resources(session, box, found.rows, (found.attachments, found.professionals, found.recipients))
-    inbox.record_professional_read(session, pro, [m for m, _, _ in found.rows])
+    professional.record_professional_read(session, pro, [m for m, _, _ in found.rows])
     _, next_link = layer.page_links("Communication", found.next_before)
     session.commit()
     return fhir_response(resources.searchset(entries, base_url(), next_link=next_link))
@@ -214,12 +215,12 @@ def read(message_id: int) -> Response:
     """One message with its attachments inline (audited)."""
     session = get_session()
     pro = auth.current_professional()
-    msg, thread = inbox.professional_message(session, pro, message_id)
+    msg, thread = professional.professional_message(session, pro, message_id)
     patient = session.get(Patient, msg.patient_id)
     assert patient is not None
     body = _resources(session, vault(session), [(msg, thread, patient)],
                       inbox.details_of(session, [msg], [thread]), with_data=True)[0]
-    inbox.record_professional_read(session, pro, [msg])
+    professional.record_professional_read(session, pro, [msg])
     session.commit()
     return fhir_response(body)
 
@@ -229,9 +230,9 @@ def attachment(message_id: int, attachment_id: int) -> Response:
     """An attachment's bytes, as they were sent (audited)."""
     session = get_session()
     pro = auth.current_professional()
-    att, _ = inbox.professional_attachment(session, pro, message_id, attachment_id)
+    att, _ = professional.professional_attachment(session, pro, message_id, attachment_id)
     content = inbox.attachment_content(session, vault(session), att)
-    inbox.record_attachment_read(session, pro, att)
+    professional.record_attachment_read(session, pro, att)
     session.commit()
     response = Response(content, status=200, content_type=att.mime_type)
     response.headers["Content-Disposition"] = web.disposition()
@@ -247,7 +248,7 @@ def attachment(message_id: int, attachment_id: int) -> Response:
 def end(message_id: int) -> Response:
     """End the conversation of this message (its owner only): nobody writes in it afterwards."""
     session = get_session()
-    inbox.end_conversation(session, auth.current_professional(), message_id)
+    professional.end_conversation(session, auth.current_professional(), message_id)
     session.commit()
     return information("inbox_conversation_ended_done")
 
@@ -257,7 +258,7 @@ def end(message_id: int) -> Response:
 def forbid_replies(message_id: int) -> Response:
     """The patient may no longer reply in this conversation (its owner only)."""
     session = get_session()
-    inbox.set_replies(session, auth.current_professional(), message_id, False)
+    professional.set_replies(session, auth.current_professional(), message_id, False)
     session.commit()
     return information("inbox_replies_forbidden_done")
 
@@ -267,6 +268,6 @@ def forbid_replies(message_id: int) -> Response:
 def allow_replies(message_id: int) -> Response:
     """The patient may reply again (its owner only)."""
     session = get_session()
-    inbox.set_replies(session, auth.current_professional(), message_id, True)
+    professional.set_replies(session, auth.current_professional(), message_id, True)
     session.commit()
     return information("inbox_replies_allowed_done")

@@ -4,13 +4,16 @@
 - The patient replies to the last professional who wrote (or to the message they pick) or to all the
   professionals of the thread, and may start a new thread only with a professional who already wrote to
   them. A professional may forbid replies (403) or end the conversation (409 for everyone after that).
-- Attachments are checked exactly like document uploads (``records.documents.check_upload``: types,
+- Attachments are checked exactly like document uploads (``records.documents.service.check_upload``: types,
   size, content sniffing); the patient may attach a document of their record (read through their own
-  scope) and save an attachment into the record (``records.documents.store_document``, source "patient").
+  scope) and save an attachment into the record (``records.documents.service.store_document``, source "patient").
 - Everything a message says is sealed with the patient's key (see ``models``); a new professional's
   message leaves a "message" notification (kind and thread id, nothing else); every read by a
   professional is written to the audit trail; the patient's own reads are not.
 - A thread the patient deletes is hidden at once and destroyed by :func:`purge` after the retention period.
+
+The professional's side (start, answer, end, search, read) is ``professional.py``; this module holds the
+rules both sides share (validation, sealing, writing a message) and the patient's side.
 
 No Flask: functions take a Session (and the request's Vault), only flush; callers commit.
 """
@@ -27,11 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import and_, case, delete, exists, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend import blobs, cursors
-from backend.accounts.models import Patient
 from backend.audit import service as audit
 from backend.db import utcnow
 from backend.errors import DomainError, Forbidden, NotFound
@@ -168,7 +170,7 @@ def _sender_text(pro: Professional, establishment: str | None) -> str:
                                   PROFESSIONS.get(pro.profession_code)]))
 
 
-def _index_thread(session: Session, vault: Vault, thread: Thread, subject: str, pro: Professional) -> None:
+def index_thread(session: Session, vault: Vault, thread: Thread, subject: str, pro: Professional) -> None:
     key = _search_key(vault, thread.patient_id)
     tokens = _index_tokens(key, "subject", subject) | _index_tokens(key, "sender", _sender_text(pro, thread.establishment))
     session.add_all([SearchToken(thread_id=thread.id, token=t) for t in sorted(tokens)])
@@ -188,7 +190,7 @@ def check_subject(subject: str | None) -> str:
     return subject
 
 
-def _check_body(body: str | None, has_attachments: bool) -> str:
+def check_body(body: str | None, has_attachments: bool) -> str:
     body = (body or "").strip()
     if len(body) > BODY_MAX:
         raise DomainError("inbox_body_too_long", 422, max=BODY_MAX,
@@ -206,7 +208,7 @@ def extension_for(mime_type: str | None) -> str | None:
     return next((ext for ext, known in docs.UPLOAD_TYPES.items() if known == mime and len(ext) == 3), None)
 
 
-def _prepare(session: Session, vault: Vault, settings: InboxSettings, patient_id: int, outgoing: Outgoing, *,
+def prepare_outgoing(session: Session, vault: Vault, settings: InboxSettings, patient_id: int, outgoing: Outgoing, *,
              by_patient: bool) -> list[_Prepared]:
     """Check every attachment before anything is written: a refusal stores nothing."""
     if len(outgoing.files) + len(outgoing.document_ids) > settings.max_attachments:
@@ -238,14 +240,14 @@ def _prepare(session: Session, vault: Vault, settings: InboxSettings, patient_id
 
 # --- writing a message ------------------------------------------------------------------------------------
 
-def _seal_thread(session: Session, vault: Vault, thread: Thread, subject: str) -> None:
+def seal_thread(session: Session, vault: Vault, thread: Thread, subject: str) -> None:
     thread.subject_sealed = ""
     session.add(thread)
     session.flush()
     thread.subject_sealed = vault.seal_text(thread.patient_id, subject, subject_context(thread.id))
 
 
-def _post(session: Session, vault: Vault, thread: Thread, *, author_kind: str, author: Professional | None,
+def post_message(session: Session, vault: Vault, thread: Thread, *, author_kind: str, author: Professional | None,
           body: str, prepared: Sequence[_Prepared], recipients: Iterable[int], in_reply_to_id: int | None,
           reply_all: bool, now: dt.datetime) -> Message:
     message = Message(thread_id=thread.id, patient_id=thread.patient_id, author_kind=author_kind,
@@ -295,176 +297,12 @@ def _post(session: Session, vault: Vault, thread: Thread, *, author_kind: str, a
     return message
 
 
-def _participants(session: Session, thread_id: int) -> dict[int, str]:
+def participants_of(session: Session, thread_id: int) -> dict[int, str]:
     return {pid: role for pid, role in session.execute(
         select(Participant.professional_id, Participant.role).where(Participant.thread_id == thread_id))}
 
 
-# --- the professional's side ------------------------------------------------------------------------------
-
-def find_recipient(session: Session, ins_oid: str, nir: str) -> Patient:
-    """The patient known by this INS (a test identity is not a production one). Whether one may write to
-    them is the policy's to say (MESSAGE_SEND: an opposed or closed profile answers as an unknown one)."""
-    patient = session.scalar(select(Patient).where(Patient.nir == nir, Patient.ins_oid == ins_oid))
-    if patient is None:
-        raise DomainError("inbox_unknown_patient", 422)
-    return patient
-
-
-def _may_write(session: Session, pro: Professional, patient_id: int, now: dt.datetime,
-               thread_id: int | None = None) -> None:
-    """MESSAGE_SEND for a professional: refused when the patient blocked them (traced, 403), and for a
-    profile refused or closed (the same answer as an unknown patient)."""
-    authorize_write(session, Actor.of_professional(pro), patient_id, Action.MESSAGE_SEND,
-                    details={"thread_id": thread_id} if thread_id else None,
-                    concealed=DomainError("inbox_unknown_patient", 422), now=now)
-
-
-def start_thread(session: Session, vault: Vault, settings: InboxSettings, pro: Professional, patient: Patient,
-                 subject: str, outgoing: Outgoing, *, copies: Sequence[Professional] = (),
-                 establishment: str | None = None, replies_allowed: bool = True,
-                 now: dt.datetime | None = None) -> Message:
-    """A professional (for themselves or an establishment) writes to a patient: a new conversation."""
-    now = now or utcnow()
-    _may_write(session, pro, patient.id, now)
-    subject = check_subject(subject)
-    body = _check_body(outgoing.body, bool(outgoing.files))
-    prepared = _prepare(session, vault, settings, patient.id, outgoing, by_patient=False)
-    establishment = " ".join((establishment or "").split())[:300] or None
-    thread = Thread(patient_id=patient.id, professional_id=pro.id, establishment=establishment,
-                    started_by="professional", replies_allowed=replies_allowed, created_at=now,
-                    last_message_at=now)
-    _seal_thread(session, vault, thread, subject)
-    copied = [c for c in dict.fromkeys(copies) if c.id != pro.id]
-    session.add(Participant(thread_id=thread.id, professional_id=pro.id, role="sender", added_at=now))
-    session.add_all([Participant(thread_id=thread.id, professional_id=c.id, role="copy", added_at=now) for c in copied])
-    _index_thread(session, vault, thread, subject, pro)
-    return _post(session, vault, thread, author_kind="professional", author=pro, body=body, prepared=prepared,
-                 recipients=[c.id for c in copied], in_reply_to_id=None, reply_all=False, now=now)
-
-
-def _visible_to(pro_id: int) -> Any:
-    """A message a professional may read: theirs, or one addressed to them."""
-    return or_(Message.author_professional_id == pro_id,
-               exists().where(MessageRecipient.message_id == Message.id, MessageRecipient.professional_id == pro_id))
-
-
-def professional_message(session: Session, pro: Professional, message_id: int) -> tuple[Message, Thread]:
-    """A message the professional may read, with its thread; "not found" for anything else."""
-    row = session.execute(select(Message, Thread).join(Thread, Thread.id == Message.thread_id)
-                          .where(Message.id == message_id, _visible_to(pro.id))).one_or_none()
-    if row is None:
-        raise NotFound("inbox_message_not_found")
-    return row[0], row[1]
-
-
-def post_in_thread(session: Session, vault: Vault, settings: InboxSettings, pro: Professional, message_id: int,
-                   outgoing: Outgoing, *, replies_allowed: bool | None = None,
-                   now: dt.datetime | None = None) -> Message:
-    """A professional of the thread writes in it again (``message_id``: the message answered)."""
-    now = now or utcnow()
-    answered, thread = professional_message(session, pro, message_id)
-    participants = _participants(session, thread.id)
-    if pro.id not in participants:
-        raise NotFound("inbox_message_not_found")
-    _may_write(session, pro, thread.patient_id, now, thread.id)
-    if thread.ended_at is not None:
-        raise DomainError("inbox_conversation_ended", 409)
-    body = _check_body(outgoing.body, bool(outgoing.files))
-    prepared = _prepare(session, vault, settings, thread.patient_id, outgoing, by_patient=False)
-    if replies_allowed is not None and replies_allowed != thread.replies_allowed:
-        _set_replies(session, pro, thread, replies_allowed, participants, now)
-    return _post(session, vault, thread, author_kind="professional", author=pro, body=body, prepared=prepared,
-                 recipients=[p for p in participants if p != pro.id], in_reply_to_id=answered.id,
-                 reply_all=False, now=now)
-
-
-def _owned_thread(session: Session, pro: Professional, message_id: int) -> tuple[Thread, dict[int, str]]:
-    _, thread = professional_message(session, pro, message_id)
-    participants = _participants(session, thread.id)
-    if pro.id not in participants:
-        raise NotFound("inbox_message_not_found")
-    if thread.professional_id != pro.id:
-        raise Forbidden("inbox_not_thread_owner")
-    authorize_write(session, Actor.of_professional(pro), thread.patient_id, Action.CONVERSATION,
-                    details={"thread_id": thread.id}, concealed=NotFound("inbox_message_not_found"))
-    return thread, participants
-
-
-def end_conversation(session: Session, pro: Professional, message_id: int, now: dt.datetime | None = None) -> Thread:
-    """The owner ends the conversation: nobody writes in it any more (idempotent)."""
-    now = now or utcnow()
-    thread, _ = _owned_thread(session, pro, message_id)
-    if thread.ended_at is None:
-        thread.ended_at = now
-        audit.record(session, actor_type="professional", actor_id=pro.rpps, action="inbox.conversation_ended",
-                     patient_id=thread.patient_id, details={"thread_id": thread.id}, at=now)
-        session.flush()
-    return thread
-
-
-def set_replies(session: Session, pro: Professional, message_id: int, allowed: bool,
-                now: dt.datetime | None = None) -> Thread:
-    """The owner forbids (or allows again) the patient's replies (idempotent)."""
-    now = now or utcnow()
-    thread, participants = _owned_thread(session, pro, message_id)
-    if thread.replies_allowed != allowed:
-        _set_replies(session, pro, thread, allowed, participants, now)
-    return thread
-
-
-def _set_replies(session: Session, pro: Professional, thread: Thread, allowed: bool, participants: dict[int, str],
-                 now: dt.datetime) -> None:
-    if thread.professional_id != pro.id:
-        raise Forbidden("inbox_not_thread_owner")
-    thread.replies_allowed = allowed
-    audit.record(session, actor_type="professional", actor_id=pro.rpps,
-                 action="inbox.replies_allowed" if allowed else "inbox.replies_forbidden",
-                 patient_id=thread.patient_id, details={"thread_id": thread.id}, at=now)
-    session.flush()
-
-
-@dataclass(frozen=True)
-class ProSearch:
-    patient_id: int | None = None
-    thread_id: int | None = None
-    author_kind: str | None = None          # patient | professional
-    sent_from: dt.datetime | None = None    # inclusive
-    sent_until: dt.datetime | None = None   # exclusive
-
-
-@dataclass
-class ProMessages:
-    rows: list[tuple[Message, Thread, Patient]]
-    attachments: dict[int, list[Attachment]]
-    professionals: dict[int, Professional]
-    recipients: dict[int, list[int]]
-    next_before: int | None
-
-
-def professional_messages(session: Session, pro: Professional, search: ProSearch, *, limit: int,
-                          before_id: int | None = None) -> ProMessages:
-    """The messages a professional may read, newest first, keyset-paginated on the id. Fixed queries."""
-    stmt = (select(Message, Thread, Patient).join(Thread, Thread.id == Message.thread_id)
-            .join(Patient, Patient.id == Message.patient_id).where(_visible_to(pro.id)))
-    if search.patient_id is not None:
-        stmt = stmt.where(Message.patient_id == search.patient_id)
-    if search.thread_id is not None:
-        stmt = stmt.where(Message.thread_id == search.thread_id)
-    if search.author_kind is not None:
-        stmt = stmt.where(Message.author_kind == search.author_kind)
-    if search.sent_from is not None:
-        stmt = stmt.where(Message.sent_at >= search.sent_from)
-    if search.sent_until is not None:
-        stmt = stmt.where(Message.sent_at < search.sent_until)
-    if before_id is not None:
-        stmt = stmt.where(Message.id < before_id)
-    rows = [tuple(r) for r in session.execute(stmt.order_by(Message.id.desc()).limit(limit + 1))]
-    page = rows[:limit]
-    more = len(rows) > limit
-    found = details_of(session, [m for m, _, _ in page], [t for _, t, _ in page])
-    return ProMessages(page, *found, next_before=page[-1][0].id if more and page else None)  # type: ignore[arg-type]
-
+# --- what a page of messages names -----------------------------------------------------------------------
 
 def details_of(session: Session, messages: Sequence[Message], threads: Sequence[Thread]
                 ) -> tuple[dict[int, list[Attachment]], dict[int, Professional], dict[int, list[int]]]:
@@ -484,42 +322,6 @@ def details_of(session: Session, messages: Sequence[Message], threads: Sequence[
         {t.professional_id for t in threads} | {p for ps in recipients.values() for p in ps}
     pros = {p.id: p for p in session.scalars(select(Professional).where(Professional.id.in_(sorted(wanted))))}
     return attachments, pros, recipients
-
-
-def record_professional_read(session: Session, pro: Professional, messages: Sequence[Message],
-                             now: dt.datetime | None = None) -> None:
-    """Every read by a professional goes to the patient's audit trail (one entry per patient read), and
-    the patient's messages addressed to them are marked read (the patient sees it)."""
-    now = now or utcnow()
-    by_patient: dict[int, list[Message]] = {}
-    for m in messages:
-        by_patient.setdefault(m.patient_id, []).append(m)
-    for patient_id, items in sorted(by_patient.items()):
-        audit.record(session, actor_type="professional", actor_id=pro.rpps, action="inbox.read", patient_id=patient_id,
-                     purpose="TREAT", details={"count": len(items), "message_ids": sorted(m.id for m in items),
-                                               "thread_ids": sorted({m.thread_id for m in items})}, at=now)
-    unread = [m.id for m in messages if m.author_kind == "patient" and m.read_at is None]
-    if unread:
-        session.execute(update(Message).where(Message.id.in_(unread), Message.read_at.is_(None)).values(read_at=now))
-        for m in messages:
-            if m.id in unread:
-                m.read_at = now
-    session.flush()
-
-
-def professional_attachment(session: Session, pro: Professional, message_id: int, attachment_id: int
-                            ) -> tuple[Attachment, Message]:
-    message, _ = professional_message(session, pro, message_id)
-    att = session.scalar(select(Attachment).where(Attachment.id == attachment_id, Attachment.message_id == message.id))
-    if att is None:
-        raise NotFound("inbox_attachment_not_found")
-    return att, message
-
-
-def record_attachment_read(session: Session, pro: Professional, att: Attachment, now: dt.datetime | None = None) -> None:
-    audit.record(session, actor_type="professional", actor_id=pro.rpps, action="inbox.attachment_read",
-                 patient_id=att.patient_id, purpose="TREAT",
-                 details={"attachment_id": att.id, "message_id": att.message_id}, at=now or utcnow())
 
 
 # --- reading sealed things ----------------------------------------------------------------------------------
@@ -688,7 +490,7 @@ def read_thread(session: Session, patient_id: int, thread_id: int, *, limit: int
     rows = list(session.scalars(stmt.order_by(Message.id).limit(limit + 1)))
     page, more = rows[:limit], len(rows) > limit
     attachments, pros, recipients = details_of(session, page, [thread])
-    participants = _participants(session, thread.id)
+    participants = participants_of(session, thread.id)
     missing = sorted(set(participants) - set(pros))
     if missing:
         pros.update({p.id: p for p in session.scalars(select(Professional).where(Professional.id.in_(missing)))})
@@ -723,7 +525,7 @@ def reply(session: Session, vault: Vault, settings: InboxSettings, patient_id: i
         raise DomainError("inbox_conversation_ended", 409)
     if not thread.replies_allowed:
         raise Forbidden("inbox_replies_forbidden")
-    participants = _participants(session, thread.id)
+    participants = participants_of(session, thread.id)
     answered = None
     if in_reply_to_id is not None:
         answered = session.scalar(select(Message).where(Message.id == in_reply_to_id, Message.thread_id == thread.id))
@@ -740,9 +542,9 @@ def reply(session: Session, vault: Vault, settings: InboxSettings, patient_id: i
         recipients = [answered.author_professional_id]
     else:
         recipients = [thread.professional_id]
-    body = _check_body(outgoing.body, bool(outgoing.files or outgoing.document_ids))
-    prepared = _prepare(session, vault, settings, patient_id, outgoing, by_patient=True)
-    return _post(session, vault, thread, author_kind="patient", author=None, body=body, prepared=prepared,
+    body = check_body(outgoing.body, bool(outgoing.files or outgoing.document_ids))
+    prepared = prepare_outgoing(session, vault, settings, patient_id, outgoing, by_patient=True)
+    return post_message(session, vault, thread, author_kind="patient", author=None, body=body, prepared=prepared,
                  recipients=recipients, in_reply_to_id=answered.id if answered else None, reply_all=reply_all,
                  now=now)
 
@@ -760,8 +562,8 @@ def start_thread_by_patient(session: Session, vault: Vault, settings: InboxSetti
     403 otherwise)."""
     now = now or utcnow()
     subject = check_subject(subject)
-    body = _check_body(outgoing.body, bool(outgoing.files or outgoing.document_ids))
-    prepared = _prepare(session, vault, settings, patient_id, outgoing, by_patient=True)  # checks, writes nothing
+    body = check_body(outgoing.body, bool(outgoing.files or outgoing.document_ids))
+    prepared = prepare_outgoing(session, vault, settings, patient_id, outgoing, by_patient=True)  # checks, writes nothing
     authorize_write(session, Actor.patient(patient_id), patient_id, Action.MESSAGE_START,
                     target=Correspondent(professional_id, has_written(session, patient_id, professional_id)),
                     details={"professional_id": professional_id}, now=now)
@@ -769,10 +571,10 @@ def start_thread_by_patient(session: Session, vault: Vault, settings: InboxSetti
     assert pro is not None
     thread = Thread(patient_id=patient_id, professional_id=pro.id, started_by="patient", replies_allowed=True,
                     created_at=now, last_message_at=now)
-    _seal_thread(session, vault, thread, subject)
+    seal_thread(session, vault, thread, subject)
     session.add(Participant(thread_id=thread.id, professional_id=pro.id, role="sender", added_at=now))
-    _index_thread(session, vault, thread, subject, pro)
-    return _post(session, vault, thread, author_kind="patient", author=None, body=body, prepared=prepared,
+    index_thread(session, vault, thread, subject, pro)
+    return post_message(session, vault, thread, author_kind="patient", author=None, body=body, prepared=prepared,
                  recipients=[pro.id], in_reply_to_id=None, reply_all=False, now=now)
 
 

@@ -214,7 +214,8 @@ def seed_pathways(session: Session, patient: Patient, *, now: dt.datetime) -> No
 
 
 def _oncologist_writes(session: Session, patient: Patient, pro: Professional, now: dt.datetime) -> None:
-    from backend.messaging.service import Outgoing, start_thread
+    from backend.messaging.professional import start_thread
+    from backend.messaging.service import Outgoing
 
     start_thread(session, _vault(session), current_app.extensions["carnet.inbox_settings"], pro, patient,
                  "Votre programme de l'après-cancer",
