@@ -283,14 +283,16 @@ def push_enabled(app: Any, monkeypatch: pytest.MonkeyPatch, vapid_pem: str) -> N
 def camille(app, client) -> Patient:
     """Camille Martin, signed in (a module may define its own `camille`)."""
     created = create_patient(app)
-    return Patient(created.patient_id, bearer(activate(client, created)["access_token"]))
+    tokens = activate(client, created)
+    return Patient(created.patient_id, bearer(tokens["access_token"]), created.nir, tokens["secret"])
 
 
 @pytest.fixture
 def louis(app, client) -> Patient:
     """Louis Bernard, another patient, signed in."""
     created = create_patient(app, nir=NIR_LOUIS, birth_date="1990-02-01", family="Bernard", given="Louis", sex="M")
-    return Patient(created.patient_id, bearer(activate(client, created)["access_token"]))
+    tokens = activate(client, created)
+    return Patient(created.patient_id, bearer(tokens["access_token"]), created.nir, tokens["secret"])
 
 
 @pytest.fixture

@@ -61,11 +61,13 @@ def assert_problem(response, status, code=None):
 
 
 class Patient:
-    """A signed-in patient: their id and the headers of their session."""
+    """A signed-in patient: their id, the headers of their session, their NIR and TOTP secret."""
 
-    def __init__(self, patient_id: int, headers: dict[str, str]) -> None:
+    def __init__(self, patient_id: int, headers: dict[str, str], nir: str = "", secret: str = "") -> None:
         self.id = patient_id
         self.headers = headers
+        self.nir = nir
+        self.secret = secret
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -19,22 +19,11 @@ from backend.records.access.models import Consent
 from backend.records.documents.models import Document
 from backend.records.access.policy import Actor, decide
 from tests.fhir_helpers import Doc, Pro, assert_outcome, make_pro, post_bundle, provide_bundle, r4
-from tests.helpers import SHARED, activate, bearer, create_patient
+from tests.helpers import SHARED
 
 CNAM_HR = (SHARED / "fixtures" / "external" / "ans-testcontenucda-3.0" / "CNAM-HR_2021.01.xml").read_bytes()
 PROFILE = "/api/v1/record/profile"
 REMB_TYPE = "urn:oid:1.2.250.1.213.1.1.4.12"
-
-
-class Holder:
-    def __init__(self, patient_id: int, nir: str, headers: dict[str, str]) -> None:
-        self.id, self.nir, self.headers = patient_id, nir, headers
-
-
-@pytest.fixture
-def camille(app, client) -> Holder:
-    created = create_patient(app)
-    return Holder(created.patient_id, created.nir, bearer(activate(client, created)["access_token"]))
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from backend.records.documents.models import Document
 from backend.records.access.policy import Actor
 from backend.records.profile.models import ProfileEntry
 from tests.fhir_helpers import EDISP, Doc, make_pro, post_bundle, provide_bundle, r4, vaccine_dispensation
-from tests.helpers import SHARED, activate, assert_problem, bearer, create_patient, make_nir
+from tests.helpers import SHARED, Patient, activate, assert_problem, bearer, create_patient, make_nir
 
 EXT = SHARED / "fixtures" / "external"
 V3 = EXT / "ans-testcontenucda-3.0"
@@ -31,17 +31,6 @@ IMAGING = (V3 / "IMG_CR_IMG_2024.01.xml").read_bytes()
 BIOLOGY = (V3 / "BIO-CR-BIO_2024.01_Microbiologie_V2.xml").read_bytes()
 PROFILE = "/api/v1/record/profile"
 LOINC = "http://loinc.org"
-
-
-class Holder:
-    def __init__(self, patient_id: int, nir: str, headers: dict[str, str]) -> None:
-        self.id, self.nir, self.headers = patient_id, nir, headers
-
-
-@pytest.fixture
-def camille(app, client) -> Holder:
-    created = create_patient(app)
-    return Holder(created.patient_id, created.nir, bearer(activate(client, created)["access_token"]))
 
 
 @pytest.fixture
@@ -67,7 +56,7 @@ def legacy_import(app, client, root, nir: str, birth_date: str, sex: str = "F") 
     return created.patient_id
 
 
-def entries(client, holder: Holder, kind: str) -> list[dict]:
+def entries(client, holder: Patient, kind: str) -> list[dict]:
     body = client.get(f"{PROFILE}/{kind}", query_string={"include_hidden": "true"}, headers=holder.headers)
     assert body.status_code == 200, body.get_json()
     return body.get_json()["items"]
@@ -187,10 +176,10 @@ def test_the_export_holds_device_and_device_use_statement(app, client, camille, 
 # --- vaccinations from dispensing ----------------------------------------------------------------------------
 
 @pytest.fixture
-def senior(app, client) -> Holder:
+def senior(app, client) -> Patient:
     created = create_patient(app, nir=make_nir("1450263220011"), birth_date="1945-02-03", sex="M",
                              family="Bernard", given="Louis")
-    return Holder(created.patient_id, created.nir, bearer(activate(client, created)["access_token"]))
+    return Patient(created.patient_id, bearer(activate(client, created)["access_token"]), created.nir)
 
 
 def test_a_dispensed_vaccine_proposes_a_vaccination_the_calendar_follows_once_confirmed(app, client, senior,

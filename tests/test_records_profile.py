@@ -23,7 +23,7 @@ from backend.records.documents.service import write_content
 from backend.records.documents.models import Document
 from backend.records.profile.kinds import MEASURE_TYPES
 from backend.records.profile.models import AdvanceDirective, OrganDonation, ProfileEntry, ProfileMeasure
-from tests.helpers import NIR_LOUIS, activate, assert_problem, bearer, create_patient
+from tests.helpers import Patient, assert_problem
 
 PROFILE = "/api/v1/record/profile"
 DIRECTIVES = "/api/v1/record/directives"
@@ -64,24 +64,6 @@ VALID_MEASURES = {
     "hba1c": ({"value": 6.4}, "%", (1.9, 25.1)),
     "oxygen_saturation": ({"value": 97}, "%", (49, 101)),
 }
-
-
-class Patient:
-    def __init__(self, patient_id: int, headers: dict[str, str]) -> None:
-        self.id = patient_id
-        self.headers = headers
-
-
-@pytest.fixture
-def camille(app, client) -> Patient:
-    created = create_patient(app)
-    return Patient(created.patient_id, bearer(activate(client, created)["access_token"]))
-
-
-@pytest.fixture
-def louis(app, client) -> Patient:
-    created = create_patient(app, nir=NIR_LOUIS, birth_date="1990-02-01", family="Bernard", given="Louis", sex="M")
-    return Patient(created.patient_id, bearer(activate(client, created)["access_token"]))
 
 
 def make_pro(app, rpps: str = "10003456789", profession: str = "10") -> Professional:

@@ -24,25 +24,13 @@ from backend.records.documents.models import Document
 from backend.records.models import Record
 from backend.records.access.policy import Actor, Purpose
 from backend.records.profile.models import ProfileEntry
-from tests.helpers import SHARED, activate, assert_problem, bearer, create_patient, login
+from tests.helpers import SHARED, Patient, assert_problem, bearer, login
 
 CDA3 = SHARED / "fixtures" / "external" / "ans-testcontenucda-3.0"
 EDISP = (CDA3 / "eDISP-MED_2024.01.xml").read_bytes()
 CNAM_HR = (CDA3 / "CNAM-HR_2021.01.xml").read_bytes()
 PROFILE = "/api/v1/record/profile"
 _ids = itertools.count(1)
-
-
-class Patient:
-    def __init__(self, patient_id: int, nir: str, secret: str, headers: dict[str, str]) -> None:
-        self.id, self.nir, self.secret, self.headers = patient_id, nir, secret, headers
-
-
-@pytest.fixture
-def camille(app, client) -> Patient:
-    created = create_patient(app)
-    tokens = activate(client, created)
-    return Patient(created.patient_id, created.nir, tokens["secret"], bearer(tokens["access_token"]))
 
 
 def deposit(app, patient_id: int, raw: bytes, *, when: dt.datetime, title: str, class_code: str | None,
