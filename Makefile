@@ -48,6 +48,7 @@ otp: $(STAMP) $(INSTANCE)/secret_key $(INSTANCE)/master_key
 XDIST ?= -n 2 --dist loadgroup
 test: $(STAMP) system-deps
 	$(BIN)/ruff check backend mobile migration bench tests
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 system-deps:

@@ -20,9 +20,10 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from limits import parse
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,8 @@ from backend.accounts.models import ThrottleCounter
 from backend.db import utcnow
 from backend.errors import TooManyAttempts
 from backend.security import keyed_digest
+
+COUNTERS: Table = ThrottleCounter.__table__  # type: ignore[assignment]  # a mapped class's table is a Table
 
 PURGE_EVERY = 500  # reservations between two deletions of spent windows (per process)
 
@@ -89,7 +92,7 @@ class Throttle:
         """None when counted; else how long until the key's window ends."""
         limit = self.limits[scope]
         cutoff = now - limit.window
-        table = ThrottleCounter.__table__
+        table = COUNTERS
         for _ in range(5):  # a row deleted (a sign-in clearing it) or re-created meanwhile: look again
             # a key seen for the first time: the INSERT is the reservation (of two concurrent ones, one inserts;
             # RETURNING says whether this one did: the driver's rowcount does not, for ON CONFLICT)
@@ -104,20 +107,22 @@ class Throttle:
             # within the window: counted only while below the limit (PostgreSQL re-reads the row under its
             # lock, SQLite holds its write lock since the INSERT above)
             if conn.execute(update(table).where(table.c.key == digest, table.c.window_start > cutoff,
-                                                table.c.count < limit.amount)
-                            .values(count=table.c.count + 1)).rowcount == 1:
+                                                table.c["count"] < limit.amount)
+                            .values(count=table.c["count"] + 1)).rowcount == 1:
                 return None
-            row = conn.execute(select(table.c.window_start, table.c.count).where(table.c.key == digest)).first()
-            if row is not None and row.count >= limit.amount and row.window_start > cutoff:
-                return max(dt.timedelta(0), row.window_start + limit.window - now)
+            row = conn.execute(select(table.c.window_start, table.c["count"]).where(table.c.key == digest)).first()
+            if row is not None:
+                window_start, seen = row
+                if seen >= limit.amount and window_start > cutoff:
+                    return max(dt.timedelta(0), window_start + limit.window - now)
         return limit.window  # pragma: no cover - a key cleared and re-created five times over in one instant
 
     def refund(self, session: Session, **keys: str | None) -> None:
         """Give back the attempt this request reserved: it succeeded (in the request's transaction)."""
-        table = ThrottleCounter.__table__
+        table = COUNTERS
         for _scope, digest in self._keys(keys):
-            session.execute(update(table).where(table.c.key == digest, table.c.count > 0)
-                            .values(count=table.c.count - 1))
+            session.execute(update(table).where(table.c.key == digest, table.c["count"] > 0)
+                            .values(count=table.c["count"] - 1))
 
     def clear(self, session: Session, **keys: str | None) -> None:
         """Forget the keys' failures (a complete sign-in), in the request's transaction."""
@@ -140,19 +145,21 @@ class Throttle:
         assert self._engine is not None
         longest = max(limit.window for limit in self.limits.values())
         with self._engine.begin() as conn:
-            return conn.execute(delete(ThrottleCounter.__table__).where(
-                ThrottleCounter.__table__.c.window_start <= now - longest)).rowcount or 0
+            return conn.execute(delete(COUNTERS).where(
+                COUNTERS.c.window_start <= now - longest)).rowcount or 0
 
     def reset_all(self) -> None:
         assert self._engine is not None
         with self._engine.begin() as conn:
-            conn.execute(delete(ThrottleCounter.__table__))
+            conn.execute(delete(COUNTERS))
 
 
-def _insert_ignore(conn: Connection):  # type: ignore[no-untyped-def]
+def _insert_ignore(conn: Connection) -> Any:
     """INSERT … ON CONFLICT DO NOTHING, on SQLite and PostgreSQL."""
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(ThrottleCounter.__table__).on_conflict_do_nothing(index_elements=["key"])
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(COUNTERS).on_conflict_do_nothing(index_elements=["key"])
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(COUNTERS).on_conflict_do_nothing(index_elements=["key"])

@@ -119,7 +119,8 @@ _SUSPECT_JSON = re.compile(rb"\\u|\x7f|\xc2[\x80-\x9f]")
 def invalid_characters(found: text.BadCharacter) -> DomainError:
     params = {"field": found.field, "what": found.what_fr, "what_en": found.what_en}
     return DomainError("invalid_characters", 422, errors=[
-        {"field": found.field, "message_code": "invalid_characters", "params": params}], **params)
+        {"field": found.field, "message_code": "invalid_characters", "params": params}],
+        field=found.field, what=found.what_fr, what_en=found.what_en)
 
 
 def check_json_body(raw: bytes) -> None:
@@ -149,7 +150,8 @@ class CarnetRequest(Request):
 
     def get_data(self, cache: bool = True, as_text: bool = False,  # type: ignore[override]
                  parse_form_data: bool = False) -> Any:
-        data = super().get_data(cache=cache, as_text=as_text, parse_form_data=parse_form_data)
+        data = super().get_data(cache=cache, as_text=as_text,  # type: ignore[call-overload]  # as_text: any bool
+                                parse_form_data=parse_form_data)
         if not self._carnet_json_checked and (self.is_json or self.mimetype in JSON_MIMETYPES):
             check_json_body(data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass"))
             self._carnet_json_checked = cache
