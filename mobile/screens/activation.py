@@ -16,7 +16,6 @@ from mobile.api.fields import (
     group,
     normalise_activation_code,
     normalise_nir,
-    normalise_otp,
     parse_birth_date,
 )
 from mobile.i18n import _, get_language
@@ -168,10 +167,8 @@ class ActivationScreen(StepsScreen):
             self.error = _("Aucune application d'authentification n'a répondu : saisissez la clé ci-dessus.")
 
     def submit_code(self) -> None:
-        try:
-            code = normalise_otp(self.ids.code.text)
-        except FieldProblem as problem:
-            self.error = _(problem.message)
+        code = self.typed_code()
+        if code is None:
             return
         self.call(lambda: self.client.confirm_enrolment(code), self._confirmed, self._refused)
 

@@ -10,6 +10,7 @@ from kivy.properties import ObjectProperty, StringProperty
 from kivy.uix.screenmanager import NoTransition, Screen, SlideTransition
 
 from mobile.api import ApiError
+from mobile.api.fields import FieldProblem, normalise_otp
 from mobile.background import run_in_background
 from mobile.i18n import _
 
@@ -113,6 +114,15 @@ class StepsScreen(CarnetScreen):
     def step_back(self) -> bool:
         """Go back one step inside the journey when there is one to go back to; False to leave it."""
         return False
+
+    def typed_code(self) -> str | None:
+        """The one-time code typed in the ``code`` field, normalised; None, with the reason shown, when what
+        was typed is not one (the sign-in's second factor, enrolment, reactivation, password reset)."""
+        try:
+            return normalise_otp(self.ids.code.text)
+        except FieldProblem as problem:
+            self.error = _(problem.message)
+            return None
 
     def _go_to(self, step: str, direction: str = "left", animate: bool = True) -> None:
         self.step = step

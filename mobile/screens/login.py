@@ -6,7 +6,7 @@ from __future__ import annotations
 from kivy.properties import BooleanProperty, OptionProperty, StringProperty
 
 from mobile.api import ApiError
-from mobile.api.fields import FieldProblem, normalise_nir, normalise_otp
+from mobile.api.fields import FieldProblem, normalise_nir
 from mobile.i18n import _
 
 from .base import StepsScreen
@@ -79,10 +79,8 @@ class LoginScreen(StepsScreen):
     # -- second factor ------------------------------------------------------------------
 
     def submit_code(self) -> None:
-        try:
-            code = normalise_otp(self.ids.code.text)
-        except FieldProblem as problem:
-            self.error = _(problem.message)
+        code = self.typed_code()
+        if code is None:
             return
         self.call(lambda: self.client.verify_otp(code), self._code_accepted, self._code_refused)
 
@@ -105,10 +103,8 @@ class LoginScreen(StepsScreen):
 
     def submit_reactivation(self) -> None:
         """``/account/reactivate`` with the code typed (a new one if it has expired meanwhile), then home."""
-        try:
-            code = normalise_otp(self.ids.code.text)
-        except FieldProblem as problem:
-            self.error = _(problem.message)
+        code = self.typed_code()
+        if code is None:
             return
         self.call(lambda: self.client.reactivate_account(code), self._reactivated, self._reactivation_refused)
 

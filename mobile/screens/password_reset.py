@@ -7,7 +7,7 @@ from __future__ import annotations
 from kivy.properties import BooleanProperty, OptionProperty, StringProperty
 
 from mobile.api import ApiError, password_rules
-from mobile.api.fields import FieldProblem, normalise_nir, normalise_otp, parse_birth_date
+from mobile.api.fields import FieldProblem, normalise_nir, parse_birth_date
 from mobile.i18n import _, get_language
 from mobile.widgets import RuleRow
 
@@ -86,10 +86,8 @@ class PasswordResetScreen(StepsScreen):
         self.password_ok = password_rules.is_acceptable(password, password)
 
     def submit_new_password(self) -> None:
-        try:
-            code = normalise_otp(self.ids.code.text)
-        except FieldProblem as problem:
-            self.error = _(problem.message)
+        code = self.typed_code()
+        if code is None:
             return
         password = self.ids.new_password.text
         if not self.password_ok:
