@@ -150,6 +150,12 @@ def test_bookable_schedules_offer_slots_a_patient_can_book(pg_app, client):
     engine = _engine(pg_app)
     slots = benchseed.bookable_schedules(engine, 2, days=2)
     assert len(slots) == len(set(slots)) and len(slots) >= 2 * 84  # 07:00–21:00 every 10 minutes, two days
+    # the raw floor tells a row's value from a constant by two bookings: no two professionals of a batch alike
+    benchseed.bookable_schedules(engine, 5, days=1)
+    with engine.connect() as conn:
+        batch = conn.execute(text("SELECT family_name, given_name, organisation FROM professional "
+                                  "ORDER BY id DESC LIMIT 5")).all()
+    assert [len({row[k] for row in batch}) for k in range(3)] == [5, 5, 5]
     token = benchseed.issue_access_tokens(engine, report.patient_ids)[0]
     response = client.post("/api/v1/agenda/appointments", json={"slot_id": slots[0]}, headers=bearer(token))
     assert response.status_code == 201, response.get_json()

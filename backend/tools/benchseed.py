@@ -225,17 +225,18 @@ class _Unrepeated:
 def _professionals(cur: Any, ids: _Ids, count: int, rng: random.Random, now: dt.datetime,
                    audit: _Audit) -> list[tuple[int, str, str, str]]:
     """(id, rpps, display name, organisation) of ``count`` new professionals (médecins, pharmaciens…).
-    Within one call no two share a family or a given name until the lists run out: the raw floor learns
-    what a statement's text is made of from two requests, and two namesakes would teach it a constant."""
+    Within one call no two share a family name, a given name or an organisation until the lists run out: the
+    raw floor learns what a statement's text is made of from two requests (an appointment's professional and
+    place), and two professionals alike would teach it a constant."""
     pro_ids = ids.take("professional", count)
     rows, out = [], []
-    families, givens = _Unrepeated(FAMILY_NAMES), _Unrepeated(GIVEN_F + GIVEN_M)
+    families, givens, places = _Unrepeated(FAMILY_NAMES), _Unrepeated(GIVEN_F + GIVEN_M), _Unrepeated(ORGANISATIONS)
     for pid in pro_ids:
         rpps = f"1{pid:010d}"
         family, given = families.pick(rng.choice(FAMILY_NAMES)), givens.pick(rng.choice(GIVEN_F + GIVEN_M))
         profession = rng.choice(("10", "10", "10", "21", "60", "70"))
         specialty = rng.choice(SPECIALTIES)[0] if profession == "10" else None
-        org = rng.choice(ORGANISATIONS)
+        org = places.pick(rng.choice(ORGANISATIONS))
         rows.append((pid, rpps, family, given, profession, specialty, org, False, now))
         out.append((pid, rpps, f"Dr {given} {family}" if profession == "10" else f"{given} {family}", org))
         audit.add(now, "operator", None, "professional.created", None, None, {"professional_id": pid, "rpps": rpps})
