@@ -529,3 +529,23 @@ def test_one_content_disposition_for_every_file_served():
     assert web.disposition('Échographie "T1"\\.pdf') == (
         "attachment; filename=\"Echographie T1.pdf\"; filename*=UTF-8''%C3%89chographie%20%22T1%22%5C.pdf")
     assert web.disposition("検査.pdf").startswith("attachment; filename=\".pdf\"; filename*=UTF-8''%E6%A4%9C")
+
+
+def test_a_download_is_served_as_one_of_the_types_its_operation_declares(app, client, db, camille):
+    """One rule for the document and the attachment downloads: a type of ``SERVED_TYPES``, anything else
+    opaque; the OpenAPI document declares exactly those types (the fuzzer checks answers against it)."""
+    from backend.records.documents import service as docs
+
+    assert docs.served_type("text/plain") == "text/plain"
+    assert docs.served_type("Application/PDF; name=x.pdf") == "application/pdf"
+    assert docs.served_type("text/html") == docs.OPAQUE and docs.served_type(None) == docs.OPAQUE
+    spec = client.get("/api/openapi.json").get_json()["paths"]
+    for path in ("/api/v1/record/documents/{document_id}/content", "/api/v1/inbox/attachments/{attachment_id}/content"):
+        declared = set(spec[path]["get"]["responses"]["200"]["content"])
+        assert declared == docs.SERVED_TYPES | {docs.OPAQUE}, path
+    r = client.post("/api/v1/record/documents", headers=camille.headers, content_type="multipart/form-data",
+                    data={"file": (io.BytesIO(b"Compte rendu\n"), "cr.txt"), "category": "CPT_REND"})
+    assert r.status_code == 201, r.get_json()
+    served = client.get(f"/api/v1/record/documents/{r.get_json()['id']}/content", headers=camille.headers)
+    assert served.status_code == 200 and served.data == b"Compte rendu\n"
+    assert served.headers["Content-Type"] == "text/plain"  # as received: no charset the file never declared

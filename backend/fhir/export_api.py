@@ -21,7 +21,6 @@ from backend.records.access.policy import Scope
 blp = Blueprint("record_export", __name__, url_prefix="/api/v1/record/export",
                 description="Take my data with me: the whole record, to keep or to take elsewhere")
 
-BINARY = {"schema": {"type": "string", "format": "binary"}}
 # The FHIR export is JSON (streamed, but one object): described as what it is, a FHIR R4 Bundle of type
 # collection, so a client (and the fuzzer) can check it; the resources themselves are FHIR's to define.
 FHIR_BUNDLE = {"schema": {
@@ -89,9 +88,8 @@ def export_fhir() -> Response:
 
 
 @blp.route("/zip")
-@blp.doc(security=[{"bearer": []}], responses={"200": {
-    "description": "A ZIP: every original document byte for byte under documents/, and manifest.json.",
-    "content": {"application/zip": BINARY}}})
+@blp.doc(security=[{"bearer": []}], responses={"200": web.binary(
+    "A ZIP: every original document byte for byte under documents/, and manifest.json.", ["application/zip"])})
 @web.patient_required
 def export_zip() -> Response:
     """Every original document, byte for byte, in a ZIP with a manifest."""

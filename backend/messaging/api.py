@@ -24,13 +24,13 @@ from backend.professionals.models import Professional
 from backend.professionals.service import profession_label
 from backend.records import vault
 from backend.records.crypto import Vault
+from backend.records.documents import service as docs
 from backend.records.access.policy import Action
 
 blp = web.Blueprint("inbox", __name__, url_prefix="/api/v1/inbox",
                     description="The secure inbox: conversations with health professionals")
 
-BINARY = {"description": "The attachment's bytes, as sent",  # OpenAPI 3 requires a description
-          "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+BINARY = web.binary("The attachment's bytes, as sent", docs.SERVED_TYPES | {docs.OPAQUE})
 
 
 def settings() -> inbox.InboxSettings:
@@ -275,7 +275,7 @@ def attachment_content(attachment_id: int) -> Response:
     box = vault(session)
     att = inbox.patient_attachment(session, web.current_patient().id, attachment_id)
     content = inbox.attachment_content(session, box, att)
-    response = Response(content, status=200, content_type=att.mime_type)
+    response = Response(content, status=200, content_type=docs.served_type(att.mime_type))
     response.headers["Content-Disposition"] = web.disposition(_safe_name(inbox.attachment_name(box, att)))
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"

@@ -29,16 +29,8 @@ from backend.records.access.policy import Action, Actor, Scope
 blp = web.Blueprint("record_documents", __name__, url_prefix="/api/v1/record/documents",
                     description="The patient's documents: list, view, download, upload, masking")
 
-# OpenAPI 3 requires a description on every response.
-BINARY = {"description": "The document's bytes, as received",
-          "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
-IMAGE = {"description": "The page as an image",
-         "content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
-                     "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}
-
-# Types a download is served as; anything else goes out as application/octet-stream.
-SERVED_TYPES = {"application/pdf", "image/png", "image/jpeg", "image/tiff", "application/rtf", "text/rtf",
-                "text/plain", "text/xml", "application/xml", "application/hl7-v3+xml", "application/dicom"}
+BINARY = web.binary("The document's bytes, as received", docs.SERVED_TYPES | {docs.OPAQUE})
+IMAGE = web.binary("The page as an image", ("image/png", "image/jpeg"))
 
 def _scope(session: Session, patient_id: int, action: str) -> Scope:
     return authorize(session, web.current_actor(), patient_id, action)
@@ -197,8 +189,7 @@ def download(document_id: int) -> Response:
     session = get_session()
     doc = _document(session, document_id, "document.download")
     content = docs.read_content(session, vault(session), doc)
-    served = doc.mime_type if doc.mime_type in SERVED_TYPES else "application/octet-stream"
-    response = Response(content, status=200, content_type=served)
+    response = Response(content, status=200, content_type=docs.served_type(doc.mime_type))
     response.headers["Content-Disposition"] = web.disposition(_filename(doc))
     return _guarded(response)
 

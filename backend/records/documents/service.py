@@ -190,6 +190,11 @@ UPLOAD_TYPES: dict[str, str] = {"pdf": viewer.PDF, "jpg": viewer.JPEG, "jpeg": v
                                 "tif": viewer.TIFF, "tiff": viewer.TIFF, "rtf": viewer.RTF, "txt": viewer.TEXT}
 DECLARED_ALIASES = {"image/jpg": viewer.JPEG, "image/pjpeg": viewer.JPEG, "text/rtf": viewer.RTF,
                     "application/x-rtf": viewer.RTF, "image/x-tiff": viewer.TIFF, "image/x-png": viewer.PNG}
+# Types a download is served as (a document's or an attachment's); anything else goes out as
+# application/octet-stream, so a browser never renders what it was not meant to.
+SERVED_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "image/tiff", "application/rtf", "text/rtf",
+                          "text/plain", "text/xml", "application/xml", "application/hl7-v3+xml", "application/dicom"})
+OPAQUE = "application/octet-stream"
 # The extension a stored document is saved under, by its type: one table here (the standard library's
 # mimetypes answers from the machine's /etc/mime.types, e.g. ".xsl" for application/xml on Debian).
 FILE_EXTENSIONS = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg", "image/tiff": "tif",
@@ -908,6 +913,12 @@ def new_documents(session: Session, patient_id: int, *, days: int = HOME_NEW_DAY
         rows = session.execute(_recent(decision.scope, since, limit)).all()
     latest = [NewDocument(r.id, r.title, r.category, r.author_name, r.submitted_at) for r in rows]
     return (int(rows[0].total) if rows else 0), latest
+
+
+def served_type(mime_type: str | None) -> str:
+    """The ``Content-Type`` a file of this type is downloaded with (see ``SERVED_TYPES``)."""
+    mime = (mime_type or "").split(";")[0].strip().lower()
+    return mime if mime in SERVED_TYPES else OPAQUE
 
 
 def file_extension(mime_type: str | None) -> str:
