@@ -6,11 +6,13 @@ a task) commits or rolls back.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -105,10 +107,18 @@ class Database:
     @staticmethod
     def _close_session(exc: BaseException | None) -> None:
         session: Session | None = g.pop("db_session", None)
-        if session is not None:
+        if session is None:
+            return
+        try:
             if exc is not None:
                 session.rollback()
             session.close()
+        except DBAPIError:
+            # The database went away while the request ran (a restart, a cut connection): its answer is
+            # already made, so the connection is dropped, not returned to the pool, and the error does not
+            # escape the app as the server's own 500 page in place of that answer.
+            logging.getLogger(__name__).warning("the database connection was lost before the request ended")
+            session.invalidate()
 
 
 def get_db(app: Flask | None = None) -> Database:

@@ -355,3 +355,24 @@ def test_connection_cut_mid_request_is_a_clean_503_and_writes_nothing(own_postgr
     finally:
         server.stop()
         engine.dispose()
+
+
+def test_a_connection_lost_at_the_requests_end_keeps_its_answer(app, monkeypatch):
+    """The database restarted under a request: closing its session fails on the dead connection after the
+    answer was made. The request's teardown swallows that (the answer stands, not the server's HTML 500)
+    and invalidates the connection instead of returning it to the pool."""
+    from sqlalchemy.exc import OperationalError
+
+    from backend.db import Database, get_session
+
+    invalidated = []
+
+    def lost() -> None:
+        raise OperationalError("ROLLBACK", {}, Exception("server closed the connection unexpectedly"))
+
+    with app.app_context():
+        session = get_session()
+        monkeypatch.setattr(session, "rollback", lost)
+        monkeypatch.setattr(session, "invalidate", lambda: invalidated.append(True))
+        Database._close_session(RuntimeError("the request failed"))  # raises nothing
+    assert invalidated == [True]
