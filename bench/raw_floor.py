@@ -215,6 +215,9 @@ def _explain(runs: tuple[Run, Run], index: int, name: str) -> Bind:
         if name == "hash" and a.steps[index].sql.lstrip().upper().startswith("INSERT INTO AUDIT_ENTRY") \
                 and _audit_hash(a.steps[index].params) == va and _audit_hash(b.steps[index].params) == vb:
             return Bind("audit_hash")
+        if name == "middle" and "INSERT INTO AUDIT_ENTRY" in a.steps[index].sql.upper() \
+                and _audit_middle(a.steps[index].params) == va and _audit_middle(b.steps[index].params) == vb:
+            return Bind("audit_middle")
         template = _template(va, vb, candidates)
         if template is not None:
             return Bind("template", template)
@@ -268,6 +271,13 @@ def _audit_hash(params: dict[str, Any]) -> str:
 
     return entry_hash(params["seq"], params["at"], params["actor_type"], params["actor_id"], params["action"],
                       params["patient_id"], params["purpose"], params["details_digest"], params["prev_hash"])
+
+
+def _audit_middle(params: dict[str, Any]) -> str:
+    from backend.audit.service import entry_middle
+
+    return entry_middle(params["at"], params["actor_type"], params["actor_id"], params["action"],
+                        params["patient_id"], params["purpose"], params["details_digest"])
 
 
 def plan_from(scenario: str, a: Run, b: Run) -> Plan:
@@ -416,6 +426,8 @@ def _resolve(b: Bind, ctx: _Context) -> Any:
         value = hashlib.sha256(str(ctx.current[b.value]).encode()).hexdigest()
     elif b.kind == "audit_hash":
         value = _audit_hash(ctx.current)
+    elif b.kind == "audit_middle":
+        value = _audit_middle(ctx.current)
     else:
         raise ValueError(b.kind)
     return str(value) if b.as_text and value is not None else value

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from backend.accounts.models import Patient
 from backend.audit import service as audit
-from backend.audit.models import AuditEntry
+from backend.audit.models import AuditEntry, AuditHead
 from backend.db import get_db
 from tests.fhir_helpers import Doc, grant, make_pro, post_bundle, provide_bundle, search
 from tests.helpers import NIR_CAMILLE, create_patient
@@ -17,6 +17,11 @@ from tests.helpers import NIR_CAMILLE, create_patient
 
 def _head_updates(statements: list[str]) -> list[int]:
     return [i for i, s in enumerate(statements) if s.lstrip().upper().startswith("UPDATE AUDIT_HEAD")]
+
+
+def _head_statements(statements: list[str]) -> list[int]:
+    """The statements that lock or move the head: on PostgreSQL one entry is chained by one statement."""
+    return [i for i, s in enumerate(statements) if "audit_head" in s.lower()]
 
 
 def _entry_inserts(statements: list[str]) -> list[int]:
@@ -43,6 +48,27 @@ def test_the_head_is_locked_only_at_commit(db, count_queries):
     assert len(updates) == 2 and inserts and updates[0] < min(inserts) and max(inserts) < updates[1]
     assert audit.pending(db) == 0
     assert (first.seq, second.seq) == (1, 2) and second.prev_hash == first.hash
+    assert audit.verify(db).ok
+
+
+def test_one_entry_is_chained_by_the_formula_of_the_chain(db, count_queries):
+    """On PostgreSQL the usual case, one entry, is chained by the database in one statement: its hash is
+    the chain's one formula (``link_hash``), whatever the entry holds (accents, quotes, no patient)."""
+    audit.ensure_head(db)
+    _record(db, 1)
+    db.commit()
+    count_queries.statements.clear()
+    odd = audit.record(db, actor_type="carer", actor_id='Zoé "l\'aidante" 検査', action="record.read",
+                       patient_id=None, purpose=None, details={"note": "é\u2028\"}\\", "n": [1, None]})
+    db.commit()
+    assert len(_head_statements(count_queries.statements)) == (1 if db.get_bind().dialect.name == "postgresql" else 2)
+    db.expire_all()
+    stored = db.get(AuditEntry, odd.seq)
+    previous = db.get(AuditEntry, odd.seq - 1)
+    assert stored.prev_hash == previous.hash and stored.actor_id == 'Zoé "l\'aidante" 検査'
+    assert stored.hash == audit.entry_hash(stored.seq, stored.at, stored.actor_type, stored.actor_id, stored.action,
+                                           stored.patient_id, stored.purpose, stored.details_digest, stored.prev_hash)
+    assert db.get(AuditHead, 1).hash == stored.hash and db.get(AuditHead, 1).seq == stored.seq
     assert audit.verify(db).ok
 
 
@@ -129,11 +155,14 @@ def test_iti67_takes_the_lock_after_its_reads(app, client, db, count_queries):
     count_queries.statements.clear()
     assert len(search(client, doctor, NIR_CAMILLE).get_json()["entry"]) == 2
     statements = count_queries.statements
-    updates = _head_updates(statements)
-    assert len(updates) == 2, statements
+    heads = _head_statements(statements)
+    # PostgreSQL: one statement locks the head, chains the entry and moves the head, the request's last;
+    # SQLite: UPDATE … RETURNING (the lock), the insert, the head's new hash
+    assert len(heads) == (1 if db.get_bind().dialect.name == "postgresql" else 2), statements
+    assert heads[-1] == len(statements) - 1
     # every SELECT of the search (patient, token, policy, count, page) ran before the lock was taken
     selects = [i for i, s in enumerate(statements) if s.lstrip().upper().startswith("SELECT")]
-    assert selects and max(selects) < updates[0]
+    assert selects and max(selects) < heads[0]
     db.expire_all()
     assert audit.verify(db).ok
 
