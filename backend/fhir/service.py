@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, exists, func, or_, select
+from sqlalchemy import Select, and_, bindparam, exists, func, literal, null, or_, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -412,24 +412,33 @@ def search(session: Session, scope: Scope, filters: SearchFilters, *, count: int
     return docs, int(total), select(Document.id).where(*conditions).order_by(Document.id.desc()).limit(count)
 
 
+REPLACES = "replaces"  # the kind of the extras' rows that name a replaced document (not a DocumentCode kind)
+
+
 def extras(session: Session, document_ids: list[int], *,
            page: Select[Any] | None = None) -> dict[int, DocumentExtras]:
-    """The event codes, security labels as received and replaced documents of a page: two queries. Given
-    the page's own query (``page``), they select through it rather than through a list of its ids, so they
-    are the same statements whatever the page's size (one prepared statement each, as the raw floor runs)."""
+    """The event codes, security labels as received and replaced documents of a page: one query (the codes,
+    then the replaced documents' ids, ``UNION ALL``). Given the page's own query (``page``), it selects
+    through it rather than through a list of its ids, so it is the same statement whatever the page's size
+    (one prepared statement, as the raw floor runs)."""
     found: dict[int, DocumentExtras] = {i: DocumentExtras() for i in document_ids}
     if not document_ids:
         return found
     among: Any = page if page is not None else document_ids
-    for row in session.execute(select(DocumentCode.document_id, DocumentCode.kind, DocumentCode.system,
-                                      DocumentCode.code, DocumentCode.display)
-                               .where(DocumentCode.document_id.in_(among))
-                               .order_by(DocumentCode.document_id, DocumentCode.kind, DocumentCode.position)):
-        coding = documents.Coding(row.system, row.code, row.display)
-        (found[row.document_id].events if row.kind == "event" else found[row.document_id].security_labels).append(coding)
-    for old_id, new_id in session.execute(select(Document.id, Document.replaced_by_id)
-                                          .where(Document.replaced_by_id.in_(among)).order_by(Document.id)):
-        found[new_id].replaces.append(old_id)
+    codes = (select(DocumentCode.document_id, DocumentCode.kind, DocumentCode.position, DocumentCode.system,
+                    DocumentCode.code, DocumentCode.display)
+             .where(DocumentCode.document_id.in_(among)))
+    replaced = (select(Document.replaced_by_id, literal(REPLACES), Document.id, null(), null(), null())
+                .where(Document.replaced_by_id.in_(among)))
+    both = union_all(codes, replaced).subquery()
+    rows = session.execute(select(both).order_by(both.c.document_id, both.c.kind, both.c.position))
+    for document_id, kind, position, system, code, display in rows:
+        if kind == REPLACES:
+            found[document_id].replaces.append(position)   # the replaced document's id, in id order
+        elif kind == "event":
+            found[document_id].events.append(documents.Coding(system, code, display))
+        else:
+            found[document_id].security_labels.append(documents.Coding(system, code, display))
     return found
 
 
