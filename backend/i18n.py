@@ -147,11 +147,18 @@ def register_messages(messages: dict[str, dict[str, str]]) -> None:
 
 
 def language() -> str:
-    if has_request_context():
-        best = request.accept_languages.best_match(LANGUAGES)
-        if best:
-            return best
-    return "fr"
+    """The language of the request's answer (``Accept-Language``; French by default), read once per request:
+    a page of twenty items asks for it once per label."""
+    if not has_request_context():
+        return "fr"
+    environ = request.environ
+    chosen = environ.get(_LANGUAGE_KEY)
+    if chosen is None:
+        chosen = environ[_LANGUAGE_KEY] = request.accept_languages.best_match(LANGUAGES) or "fr"
+    return chosen
+
+
+_LANGUAGE_KEY = "carnet.language"
 
 
 def message(code: str, lang: str | None = None, **params: object) -> str:

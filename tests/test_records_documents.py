@@ -549,3 +549,26 @@ def test_a_download_is_served_as_one_of_the_types_its_operation_declares(app, cl
     served = client.get(f"/api/v1/record/documents/{r.get_json()['id']}/content", headers=camille.headers)
     assert served.status_code == 200 and served.data == b"Compte rendu\n"
     assert served.headers["Content-Type"] == "text/plain"  # as received: no charset the file never declared
+
+
+def test_the_documents_page_answers_exactly_what_its_schema_documents(app, client, db, camille):
+    """The page skips marshmallow's dump (it is the app's hottest page): its answer must still be the
+    schema's own serialisation, field for field (date-times in ISO 8601, no field more or less)."""
+    from backend.records.documents.schemas import DocumentOut, DocumentPageOut
+
+    pro = make_pro(app)
+    deposit(app, camille.id, read(LDL_SES), pro_id=pro)
+    r = client.post("/api/v1/record/documents", headers=camille.headers, content_type="multipart/form-data",
+                    data={"file": (io.BytesIO(b"Note\n"), "note.txt"), "category": "AUTR_DOC",
+                          "service_date": "2024-02-03"})
+    assert r.status_code == 201, r.get_json()
+    for headers in (camille.headers, {**camille.headers, "Accept-Language": "en"}):
+        body = page(client, camille, limit=1) if headers is camille.headers else client.get(
+            "/api/v1/record/documents", headers=headers).get_json()
+        schema = DocumentPageOut()
+        assert schema.dump(schema.load(body)) == body
+        assert all(set(item) == set(DocumentOut().fields) for item in body["items"])
+    own = next(item for item in body["items"] if item["own_upload"])
+    assert own["author"] is None and own["service_date"].startswith("2024-02-03T")
+    assert any(item["author"] for item in body["items"])
+    assert body["categories"][0]["label"] != page(client, camille)["categories"][0]["label"]  # English, then French
