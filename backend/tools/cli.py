@@ -160,15 +160,18 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool, pro
 
 @click.command("worker")
 @click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--periodic/--no-periodic", default=True, show_default=True,
+              help="Also schedule the periodic jobs (every minute: delivery, reminders…); --no-periodic only "
+                   "consumes what others enqueue.")
 @with_appcontext
-def worker(workers: int) -> None:
+def worker(workers: int, periodic: bool) -> None:
     """Run the task queue consumer (huey): embedded SQLite queue or Redis, per CARNET_TASK_QUEUE."""
     from backend.tasks import run_worker
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if app.config["TASK_QUEUE"] == "immediate":
         _fail("the queue is in immediate mode: tasks run inline, there is nothing to consume")
-    run_worker(app, workers=workers)
+    run_worker(app, workers=workers, periodic=periodic)
 
 
 # --- patients ------------------------------------------------------------------------------------------
