@@ -4,8 +4,9 @@
 
 The same database, fixture and requests as bench/load.py (``carnet_bench``, production settings), sent
 through the app's test client in this process: a warm-up, then ``--requests`` requests under cProfile.
-Prints, per request: Python function calls, SQL statements and CPU milliseconds of this process, then the
-functions with the most own time and the most cumulative time. It measures the work, not the speed under
+Prints the statements of one request; then, per request, the CPU milliseconds of this process without
+the profiler (the first half of ``--requests``) and, for the second half under cProfile, Python function
+calls, SQL statements and CPU; then the functions with the most own time and the most cumulative time. It measures the work, not the speed under
 load (no gunicorn, no concurrency): use it to find what to remove, and bench/load.py to see what it gave.
 """
 from __future__ import annotations
@@ -74,7 +75,12 @@ def main() -> None:
         print(f"\n## {name}: the statements of one request")
         for number, statement in enumerate(shown, 1):
             print(f"{number:3}. {' '.join(statement.split())[:300]}")
-        measured = chosen[args.warm + 1:]
+        rest = chosen[args.warm + 1:]
+        plain, measured = rest[:len(rest) // 2], rest[len(rest) // 2:]  # the first half without the profiler
+        cpu = time.process_time()
+        for request in plain:
+            send(request)
+        plain_ms = (time.process_time() - cpu) * 1000 / max(1, len(plain))
         statements[0] = 0
         profiler = cProfile.Profile()
         cpu = time.process_time()
@@ -86,7 +92,8 @@ def main() -> None:
         n = len(measured)
         print(f"\n## {name}: {n} requests, statuses {sorted(set(statuses))}; per request: "
               f"{stats.total_calls / n:,.0f} Python calls, {statements[0] / n:.1f} SQL statements, "
-              f"{cpu * 1000 / n:.2f} ms CPU (this process, under the profiler)")
+              f"{cpu * 1000 / n:.2f} ms CPU under the profiler, {plain_ms:.2f} ms without it "
+              f"({len(plain)} requests before; this process, one request at a time)")
         for order in ("tottime", "cumulative"):
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(args.top)
